@@ -1,0 +1,1 @@
+"""Loss components (kind ``loss``)."""

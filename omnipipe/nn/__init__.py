@@ -1,0 +1,1 @@
+"""Neural-network components: patchifiers, attention blocks, bottlenecks, the tokenizer."""

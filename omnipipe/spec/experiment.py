@@ -1,0 +1,40 @@
+"""The whole experiment: one spec file under ``pipelines/``."""
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from omnipipe.spec.base import StrictModel
+from omnipipe.spec.component import GeneratorSpec
+from omnipipe.spec.data import DataSpec
+from omnipipe.spec.evaluate import EvaluateSpec
+from omnipipe.spec.model import ModelSpec
+from omnipipe.spec.problems import SpecValueError
+from omnipipe.spec.train import TrainSpec
+
+
+class OutputsSpec(StrictModel):
+    """Where stage outputs go (checkpoints, metrics, plots); relative to the working directory."""
+
+    dir: str = "outputs"
+
+
+class Experiment(StrictModel):
+    """An experiment spec: data → model → training stages → evaluation → generators."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    seed: int = 0
+    outputs: OutputsSpec = Field(default_factory=OutputsSpec)
+    data: DataSpec
+    model: ModelSpec
+    train: TrainSpec
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    generators: dict[str, GeneratorSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _evaluated_stage_exists(self) -> Experiment:
+        stage = self.evaluate.stage
+        if stage is not None and stage not in self.train.stages:
+            raise SpecValueError(
+                f"'{stage}' is not a training stage ({', '.join(self.train.stages)})", ("evaluate", "stage")
+            )
+        return self

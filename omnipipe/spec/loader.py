@@ -1,0 +1,101 @@
+"""Load a spec file: safe YAML → forbidden-key check → pydantic → components against the registry."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from omnipipe.errors import RegistryError, SpecError
+from omnipipe.registry import FORBIDDEN_KEYS, Registry
+from omnipipe.spec.component import ComponentSpec, ParamsError
+from omnipipe.spec.experiment import Experiment
+from omnipipe.spec.problems import Loc, Problem, problems_from
+from omnipipe.spec.yaml_lines import key_lines, line_of
+
+
+def load_spec(path: str | Path, registry: Registry | None = None) -> Experiment:
+    """Read and validate an experiment spec; any problem raises one SpecError listing each, one per line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot read spec file ({error})") from None
+    return parse_spec(text, source=str(path), registry=registry)
+
+
+def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = None) -> Experiment:
+    """Validate spec ``text``; ``source`` names it in error messages."""
+    if registry is None:
+        from omnipipe.plugins import get_registry
+
+        registry = get_registry()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise SpecError(f"{source}: a spec must be a YAML mapping of sections, found {found}")
+    lines = key_lines(text)
+    problems = list(_forbidden_keys(data, ()))
+    if not problems:
+        try:
+            spec = Experiment.model_validate(data)
+        except ValidationError as error:
+            problems = problems_from(error, Experiment)
+        else:
+            problems = list(_resolve_components(spec, (), registry))
+    if problems:
+        problems.sort(key=lambda problem: line_of(lines, problem.loc) or 0)
+        raise SpecError("\n".join(_locate(source, lines, problem) for problem in problems))
+    return spec
+
+
+def _locate(source: str, lines: dict[Loc, int], problem: Problem) -> str:
+    line = line_of(lines, problem.loc)
+    where = f"{source}:{line}" if line else source
+    return f"{where}: {problem.path}: {problem.message}"
+
+
+def _forbidden_keys(value: Any, loc: Loc) -> Iterator[Problem]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key in FORBIDDEN_KEYS:
+                yield Problem(
+                    (*loc, key),
+                    f"key name '{key}' is not allowed: DVC leaves keys named "
+                    f"{' or '.join(sorted(FORBIDDEN_KEYS))} out of its run-cache hash, so changing it "
+                    "would silently reuse stale outputs; use a specific name such as image_size",
+                )
+            yield from _forbidden_keys(child, (*loc, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _forbidden_keys(child, (*loc, index))
+
+
+def _resolve_components(value: Any, loc: Loc, registry: Registry) -> Iterator[Problem]:
+    """Validate every component entry's params against its registered class."""
+    if isinstance(value, ComponentSpec):
+        try:
+            value.resolve(registry)
+        except ParamsError as error:
+            yield from (Problem((*loc, *p.loc), p.message) for p in error.problems)
+        except RegistryError as error:
+            yield Problem((*loc, "type"), str(error))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _resolve_components(getattr(value, name), (*loc, name), registry)
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            yield from _resolve_components(child, (*loc, key), registry)
+    elif isinstance(value, list | tuple):
+        for index, child in enumerate(value):
+            yield from _resolve_components(child, (*loc, index), registry)

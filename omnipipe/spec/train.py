@@ -1,0 +1,65 @@
+"""The ``train`` section: loss terms and the progressive training stages."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
+from omnipipe.spec.problems import SpecValueError
+from omnipipe.spec.component import DiscriminatorSpec, LossSpec, QuantizerSpec
+
+
+class OptimizerSpec(StrictModel):
+    name: Literal["adam", "adamw"] = "adamw"
+    lr: float = Field(default=1e-4, gt=0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = Field(default=0.0, ge=0)
+
+
+class ScheduleSpec(StrictModel):
+    name: Literal["constant", "cosine"] = "cosine"
+    warmup_steps: int = Field(default=0, ge=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+
+
+class StageSpec(StrictModel):
+    """One training stage (one DVC stage): what data, how long, initialised from which stage."""
+
+    data: Literal["images", "joint"]
+    steps: PositiveInt
+    batch_size: PositiveInt
+    resolutions: list[Resolution] | None = None
+    init_from: str | None = None
+    quantizer: QuantizerSpec | None = Field(
+        default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
+    )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    grad_accum: PositiveInt = 1
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    checkpoint_every: PositiveInt = 100
+    keep_last: PositiveInt = 2
+
+
+class TrainSpec(StrictModel):
+    """Loss terms shared by all stages and the stages themselves, run in the order written."""
+
+    losses: dict[str, LossSpec] = Field(min_length=1)
+    quantizer_loss_weights: dict[str, float] = Field(default_factory=dict)
+    discriminator: DiscriminatorSpec | None = None
+    stages: dict[str, StageSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _init_from_earlier_stage(self) -> TrainSpec:
+        seen: list[str] = []
+        for name, stage in self.stages.items():
+            if stage.init_from is not None and stage.init_from not in seen:
+                earlier = ", ".join(seen) or "none"
+                raise SpecValueError(
+                    f"'{stage.init_from}' is not an earlier stage (earlier: {earlier})",
+                    ("stages", name, "init_from"),
+                )
+            seen.append(name)
+        return self
