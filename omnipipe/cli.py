@@ -5,10 +5,10 @@ import argparse
 import sys
 import traceback
 
-from omnipipe.commands import components, schema, validate
+from omnipipe.commands import components, prepare, schema, train, validate
 from omnipipe.errors import OmnipipeError
 
-COMMANDS = (components, validate, schema)
+COMMANDS = (components, validate, schema, prepare, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

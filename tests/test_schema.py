@@ -44,5 +44,5 @@ def test_every_component_def_is_replaced(spec_registry: Registry, kind: str) -> 
 
 def test_kind_with_nothing_registered_accepts_no_entry(spec_registry: Registry, valid_spec_text: str) -> None:
     document = yaml.safe_load(valid_spec_text)
-    document["train"]["discriminator"] = {"type": "patchgan2d"}
+    document["train"]["discriminators"] = {"image": {"type": "patchgan2d"}}
     assert list(_validator(spec_registry).iter_errors(document))

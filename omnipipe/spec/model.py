@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from omnipipe.spec.base import PositiveInt, StrictModel
 from omnipipe.spec.component import AttentionSpec, PatchifierSpec, QuantizerSpec
+from omnipipe.spec.problems import SpecValueError
 
 
 class StackSpec(StrictModel):
@@ -20,6 +21,17 @@ class StackSpec(StrictModel):
     mlp_ratio: float = Field(default=4.0, gt=0)
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     dropout: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _head_dim(self) -> StackSpec:
+        if self.width % self.num_heads:
+            raise SpecValueError(f"width {self.width} is not divisible by num_heads {self.num_heads}", ("num_heads",))
+        if (self.width // self.num_heads) % 4:
+            raise SpecValueError(
+                f"head dim width/num_heads = {self.width // self.num_heads} must be a multiple of 4 (2-D RoPE)",
+                ("num_heads",),
+            )
+        return self
 
 
 class ModelSpec(StrictModel):

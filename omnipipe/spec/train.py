@@ -48,7 +48,11 @@ class TrainSpec(StrictModel):
 
     losses: dict[str, LossSpec] = Field(min_length=1)
     quantizer_loss_weights: dict[str, float] = Field(default_factory=dict)
-    discriminator: DiscriminatorSpec | None = None
+    discriminators: dict[Literal["image", "video"], DiscriminatorSpec] = Field(
+        default_factory=dict,
+        description="critics of the 'gan' loss: 'image' judges T = 1 batches, 'video' clips; "
+        "either one alone judges both",
+    )
     stages: dict[str, StageSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

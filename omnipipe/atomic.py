@@ -1,0 +1,44 @@
+"""Atomic writes: readers see the old file or the whole new one, never a part (tmp file, fsync, rename)."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+TMP_SUFFIX = ".tmp"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames inside ``path`` durable."""
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary sibling, fsync it, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda file: np.save(file, array, allow_pickle=False))
+
+
+def write_json(path: Path, value: Any) -> None:
+    atomic_write(path, lambda file: file.write((json.dumps(value, indent=1) + "\n").encode("utf-8")))

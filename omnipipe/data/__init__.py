@@ -1,0 +1,1 @@
+"""The data layer: media sources, ``omnipipe prepare`` (decode → clips → shards) and the training loader."""

@@ -1,0 +1,34 @@
+"""Feed-forward layers: plain GELU or gated (GEGLU, SwiGLU)."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MlpKind = Literal["swiglu", "geglu", "gelu"]
+
+
+class Mlp(nn.Module):
+    """``dim → hidden → dim``; gated kinds use hidden = 2/3 · ratio · dim so their size matches plain GELU."""
+
+    def __init__(self, dim: int, ratio: float, kind: MlpKind, dropout: float = 0.0) -> None:
+        super().__init__()
+        if kind not in ("swiglu", "geglu", "gelu"):
+            raise ValueError(f"unknown mlp '{kind}' (known: swiglu, geglu, gelu)")
+        self.kind = kind
+        gated = kind != "gelu"
+        hidden = int(round(dim * ratio * (2 / 3 if gated else 1)))
+        self.fc_in = nn.Linear(dim, hidden * (2 if gated else 1))
+        self.fc_out = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc_in(x)
+        if self.kind == "gelu":
+            h = F.gelu(h)
+        else:
+            value, gate = h.chunk(2, dim=-1)
+            h = value * (F.gelu(gate) if self.kind == "geglu" else F.silu(gate))
+        return self.fc_out(self.drop(h))

@@ -1,0 +1,35 @@
+"""Rotary positional encoding over time (1-D) and space (2-D axial), for any grid size.
+
+Positions are integer token indices, so the same weights run at any resolution, aspect ratio and
+frame count; since rotated q·k depends only on position offsets, windows need no local re-indexing.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def rope_angles(positions: torch.Tensor, channels: int, base: float = 10000.0) -> torch.Tensor:
+    """Angles (..., channels // 2) for ``positions`` (...) at the standard RoPE frequencies."""
+    freqs = base ** (-torch.arange(0, channels, 2, dtype=torch.float64, device=positions.device) / channels)
+    return positions.to(torch.float64)[..., None] * freqs
+
+
+def temporal_angles(t: int, head_dim: int, device: torch.device) -> torch.Tensor:
+    """Angles (T, head_dim // 2) rotating every channel pair by the frame index."""
+    return rope_angles(torch.arange(t, device=device), head_dim)
+
+
+def spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch.Tensor:
+    """Angles (H, W, head_dim // 2): the first half of the pairs rotate by row, the second by column."""
+    rows = rope_angles(torch.arange(h, device=device), head_dim // 2)  # (H, head_dim // 4)
+    cols = rope_angles(torch.arange(w, device=device), head_dim // 2)  # (W, head_dim // 4)
+    return torch.cat(
+        [rows[:, None].expand(h, w, -1), cols[None, :].expand(h, w, -1)], dim=-1
+    )  # (H, W, head_dim // 2)
+
+
+def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (i, i + hd/2) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2))."""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)

@@ -1,0 +1,51 @@
+"""Encoder and decoder stacks: spatial blocks then temporal ones (the decoder runs temporal first)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from omnipipe.nn.block import Block
+from omnipipe.nn.norm import make_norm
+from omnipipe.registry import Registry
+from omnipipe.spec.model import StackSpec
+
+
+def init_weights(module: nn.Module) -> None:
+    """Explicit init: truncated-normal (std 0.02) linear weights, zero biases, unit norms."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.LayerNorm, nn.RMSNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Stack(nn.Module):
+    """The blocks of a StackSpec, in order spatial → temporal (``temporal_first`` for the decoder), then a norm."""
+
+    def __init__(self, spec: StackSpec, registry: Registry, temporal_first: bool = False) -> None:
+        super().__init__()
+        entries = [*spec.temporal, *spec.spatial] if temporal_first else [*spec.spatial, *spec.temporal]
+        self.blocks = nn.ModuleList(
+            Block(
+                registry.build("attention", entry, dim=spec.width, num_heads=spec.num_heads),
+                spec.width,
+                spec.mlp,
+                spec.mlp_ratio,
+                spec.norm,
+                spec.dropout,
+            )
+            for entry in entries
+        )
+        self.norm = make_norm(spec.norm, spec.width)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T', H', W', width) → same shape."""
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)

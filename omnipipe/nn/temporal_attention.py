@@ -1,0 +1,39 @@
+"""Temporal attention kind ``causal``: each spatial position attends to itself in the current and earlier frames."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from pydantic import BaseModel, ConfigDict
+
+from omnipipe.nn.attention import Attention
+from omnipipe.nn.rope import temporal_angles
+
+
+class CausalAttention(Attention):
+    """Causal self-attention along time per spatial position, positions by 1-D RoPE over frames."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, params: Params, dim: int, num_heads: int) -> None:
+        super().__init__(dim, num_heads)
+        if self.head_dim % 2:
+            raise ValueError(f"temporal RoPE needs an even head_dim, got {self.head_dim}")
+        self.params = params
+
+    def angles(self, t: int, h: int, w: int, device: torch.device) -> torch.Tensor:
+        return temporal_angles(t, self.head_dim, device)[:, None, None, None]  # (T, 1, 1, 1, hd/2)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        b, t, h, w = q.shape[:4]
+        q, k, v = (rearrange(a, "b t h w n d -> (b h w) n t d") for a in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B·H·W, heads, T, hd)
+        return rearrange(out, "(b h w) n t d -> b t h w n d", b=b, h=h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, H, W, D) → same; with one frame each token only sees itself, so only v is computed."""
+        if x.shape[1] == 1:
+            v = F.linear(x, self.qkv.weight[2 * self.dim :], self.qkv.bias[2 * self.dim :])
+            return self.proj(v)
+        return super().forward(x)

@@ -1,0 +1,107 @@
+"""The tokenizer: patchify → encoder → bottleneck → decoder → unpatchify, assembled from a ModelSpec."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save
+from torch import nn
+
+from omnipipe.atomic import atomic_write
+from omnipipe.errors import OmnipipeError
+from omnipipe.nn.quantizer_output import QuantizerOutput
+from omnipipe.nn.stack import Stack, init_weights
+from omnipipe.registry import Registry
+from omnipipe.spec.model import ModelSpec
+
+SPEC_KEY = "omnipipe.model_spec"
+
+
+@dataclass
+class TokenizerOutput:
+    """``reconstruction`` pixels (B, C, T, H, W) and the bottleneck's output."""
+
+    reconstruction: torch.Tensor
+    quantizer: QuantizerOutput
+
+
+class Tokenizer(nn.Module):
+    """Joint image–video tokenizer; pixels are (B, C, T, H, W) in [-1, 1], an image has T = 1.
+
+    Components come from the registry: the patchifier is built with ``in_channels``, ``dim`` (encoder
+    width) and ``out_dim`` (decoder width) and provides ``forward`` (pixels → tokens) and
+    ``unpatchify``; attention kinds with ``dim`` and ``num_heads``; the quantizer with ``dim``
+    (encoder width). A linear bridge maps encoder to decoder width when they differ.
+    """
+
+    def __init__(self, spec: ModelSpec, registry: Registry) -> None:
+        super().__init__()
+        self.spec = spec
+        enc, dec = spec.encoder.width, spec.decoder.width
+        self.patchifier = registry.build(
+            "patchifier", spec.patchifier, in_channels=spec.in_channels, dim=enc, out_dim=dec
+        )
+        self.encoder = Stack(spec.encoder, registry)
+        self.quantizer = registry.build("quantizer", spec.quantizer, dim=enc)
+        self.bridge = nn.Linear(enc, dec) if enc != dec else nn.Identity()
+        init_weights(self.bridge)
+        self.decoder = Stack(spec.decoder, registry, temporal_first=True)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, registry: Registry | None = None) -> Tokenizer:
+        """Build (freshly initialised) from a model spec; the default registry holds the installed plugins."""
+        if registry is None:
+            from omnipipe.plugins import get_registry
+
+            registry = get_registry()
+        return cls(spec, registry)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, C, T, H, W) → latents before the bottleneck (B, T', H', W', D)."""
+        return self.encoder(self.patchifier(x))
+
+    def quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        """Latents (B, T', H', W', D) → the bottleneck's output."""
+        return self.quantizer(z)
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Bottleneck output (B, T', H', W', D) → pixels (B, C, T, H, W)."""
+        return self.patchifier.unpatchify(self.decoder(self.bridge(z_q)))
+
+    def forward(self, x: torch.Tensor) -> TokenizerOutput:
+        q = self.quantize(self.encode(x))
+        return TokenizerOutput(self.decode(q.z_q), q)
+
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixels → codes (B, T', H', W'); a continuous bottleneck gives its latents (B, T', H', W', C)."""
+        q = self.quantize(self.encode(x))
+        return q.codes if q.codes is not None else q.latents
+
+    def detokenize(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (or continuous latents) from ``tokenize`` → pixels (B, C, T, H, W)."""
+        return self.decode(self.quantizer.decode_codes(codes))
+
+    def save(self, path: str | Path) -> None:
+        """Write weights and the model spec (JSON metadata) to a safetensors file, atomically."""
+        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
+        blob = save(tensors, metadata={"format": "pt", SPEC_KEY: self.spec.model_dump_json()})
+        atomic_write(Path(path), lambda file: file.write(blob))
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, registry: Registry | None = None, device: str | torch.device = "cpu"
+    ) -> Tokenizer:
+        """Load a file written by ``save``: rebuild from its spec, load the weights, return in eval mode."""
+        path = Path(path)
+        if not path.is_file():
+            raise OmnipipeError(f"{path}: tokenizer checkpoint not found")
+        with safe_open(str(path), framework="pt") as handle:
+            text = (handle.metadata() or {}).get(SPEC_KEY)
+        if text is None:
+            raise OmnipipeError(f"{path}: not an omnipipe tokenizer checkpoint (no '{SPEC_KEY}' metadata)")
+        model = cls.from_spec(ModelSpec.model_validate(json.loads(text)), registry)
+        model.load_state_dict(load_file(str(path), device=str(device)))
+        return model.to(device).eval()

@@ -1,0 +1,1 @@
+"""Training: progressive stages, checkpoints, resume, distributed data parallel."""

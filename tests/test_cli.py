@@ -1,0 +1,53 @@
+"""The command line: every shipped spec validates; user errors are one line each and exit 2."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from omnipipe.cli import main
+
+PIPELINES = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", PIPELINES, ids=[p.stem for p in PIPELINES])
+def test_shipped_specs_validate(spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(spec)]) == 0
+    assert capsys.readouterr().out.startswith(f"{spec}: ok")
+
+
+def test_validate_reports_each_bad_file_on_its_own_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = PIPELINES[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("codebook_size:", "codebook_sise:", 1))
+    assert main(["validate", str(good), str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{good}: ok")
+    lines = err.splitlines()
+    assert any(line.startswith(f"omnipipe: error: {bad}:") and "codebook_sise: extra field not permitted — did you mean codebook_size?" in line for line in lines)
+    assert "Traceback" not in err
+
+
+def test_schema_lists_builtin_components(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    quantizers = {option["properties"]["type"]["const"] for option in schema["$defs"]["QuantizerSpec"]["oneOf"]}
+    assert {"vq", "kl"} <= quantizers
+
+
+def test_components_filter_by_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["components", "--kind", "attention"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert sorted(row.split()[1] for row in rows) == ["causal", "full", "window"]
+
+
+def test_unknown_kind_and_stage_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["components", "--kind", "quantiser"]) == 2
+    assert capsys.readouterr().err == (
+        "omnipipe: error: unknown kind 'quantiser' — did you mean quantizer? (kinds: patchifier, attention, "
+        "quantizer, loss, discriminator, generator, metric, dataset)\n"
+    )
+    assert main(["train", "--spec", str(PIPELINES[0]), "--stage", "pretrain"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"omnipipe: error: {PIPELINES[0]}: no stage 'pretrain' in train.stages (") and err.count("\n") == 1
