@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
-import ctypes.util
 import json
 import platform
-import resource
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from measure import PeakMemory, best_time
 
 from omnipipe.nn.components import register
 from omnipipe.nn.tokenizer import Tokenizer
@@ -60,24 +57,6 @@ CASES = [
 QUICK_CASES = [("tiny", 4, 1, 64, 64), ("tiny", 4, 17, 64, 64), ("paper", 1, 1, 256, 256), ("paper", 1, 17, 256, 256)]
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def best_time(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up call."""
-    fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -86,55 +65,6 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     n = 2048 if device.type == "cpu" else 8192
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / best_time(lambda: a @ b, device, 5)
-
-
-class PeakMemory:
-    """Peak memory (MiB) used by the block, above what was resident when it started."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.mib = 0.0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.start = torch.cuda.memory_allocated(self.device)
-        else:
-            self.start = _resident_kib(reset=True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            self.mib = (torch.cuda.max_memory_allocated(self.device) - self.start) / 2**20
-        else:
-            self.mib = (_peak_kib() - self.start) / 1024
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _resident_kib(reset: bool) -> int:
-    """Current resident set (KiB), after returning freed heap to the OS and resetting the high-water mark."""
-    libc = ctypes.util.find_library("c")
-    if libc is not None and hasattr(ctypes.CDLL(libc), "malloc_trim"):
-        ctypes.CDLL(libc).malloc_trim(0)  # freed-but-resident pages would hide the next peak
-    if reset:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # fall back to a ru_maxrss delta
-    return _status_kib("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _peak_kib() -> int:
-    return _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def build(config: dict[str, Any], registry: Registry, device: torch.device) -> Tokenizer:

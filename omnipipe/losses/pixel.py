@@ -5,31 +5,26 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 
-class _PixelParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PixelLoss(torch.nn.Module):
+    """Base of the parameter-free pixel losses: ``forward(reconstruction, target) -> scalar``."""
 
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
 
-class L1Loss(torch.nn.Module):
-    """Mean absolute error between reconstruction and target."""
-
-    Params = _PixelParams
-
-    def __init__(self, params: _PixelParams) -> None:
+    def __init__(self, params: Params) -> None:
         super().__init__()
         self.params = params
+
+
+class L1Loss(PixelLoss):
+    """Mean absolute error between reconstruction and target."""
 
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (reconstruction - target).abs().mean()
 
 
-class L2Loss(torch.nn.Module):
+class L2Loss(PixelLoss):
     """Mean squared error between reconstruction and target."""
-
-    Params = _PixelParams
-
-    def __init__(self, params: _PixelParams) -> None:
-        super().__init__()
-        self.params = params
 
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (reconstruction - target).square().mean()
