@@ -10,7 +10,8 @@ from PIL import Image
 from omnipipe.data.decode import cover_crop, read_image, read_video_clips
 from omnipipe.data.errors import DecodeError
 from omnipipe.data.media import ClipSampling
-from omnipipe.data.shapes import moving_shapes, write_video
+from omnipipe.data.encode import write_video
+from omnipipe.data.shapes import moving_shapes
 
 
 def counter_video(path: Path, frames: int, fps: int) -> Path:

@@ -13,7 +13,8 @@ import omnipipe.commands.prepare as prepare_command
 from omnipipe.data import source as source_module
 from omnipipe.data.components import register
 from omnipipe.data.prepare import prepare
-from omnipipe.data.shapes import moving_shapes, write_video
+from omnipipe.data.encode import write_video
+from omnipipe.data.shapes import moving_shapes
 from omnipipe.data.shards import PreparedIndex
 from omnipipe.registry import Registry
 from omnipipe.spec.data import DataSpec

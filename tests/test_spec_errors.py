@@ -119,3 +119,19 @@ def test_valid_spec_loads_with_validated_params(tmp_path: Path, valid_spec_text:
     dumped = spec.model_dump(mode="json")
     assert dumped["model"]["quantizer"] == {"type": "vq", "codebook_size": 512, "code_dim": 8}
     assert dumped["train"]["losses"]["recon"] == {"type": "l1", "weight": 1.0, "start_step": 0}
+
+
+@pytest.mark.parametrize(
+    "old,new,expected",
+    [
+        ("  resolutions: [[32, 32]]", "  resolutions: [[32, 32]]\n  clip_frames: 6",
+         "unit.yaml:7: data.clip_frames: 6 frames do not fit model.patchifier.temporal_patch_size 4: use 1 + k·4 (e.g. 5)"),
+        ("  resolutions: [[32, 32]]", "  resolutions: [[32, 30]]",
+         "unit.yaml:6: data.resolutions[0]: 32×30 is not a multiple of model.patchifier.patch_size 8"),
+        ("{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, resolutions: [[64, 64]]}",
+         "unit.yaml:26: train.stages.image_pretrain.resolutions[0]: [64, 64] is not among data.resolutions [[32, 32]], so no data is prepared for it"),
+    ],
+    ids=["clip-frames-vs-tube", "resolution-vs-patch", "stage-resolution-not-prepared"],
+)
+def test_sections_must_agree(old: str, new: str, expected: str, valid_spec_text: str, spec_registry: Registry) -> None:
+    assert _errors(_edit(valid_spec_text, old, new), spec_registry) == [expected]

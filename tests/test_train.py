@@ -71,12 +71,14 @@ def test_resume_equals_uninterrupted(root: Path) -> None:
         assert torch.equal(straight[name], resumed[name]), name
 
 
-def test_resume_refuses_a_checkpoint_of_another_configuration(root: Path) -> None:
+def test_resume_starts_over_on_a_checkpoint_of_another_configuration(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, spec = make_experiment(root, steps=3, checkpoint_every=3)
-    train_stage(spec, "image_pretrain", get_registry())
+    paths = train_stage(spec, "image_pretrain", get_registry())
+    first = _weights(paths.model_file)
     _, changed = make_experiment(root, steps=3, checkpoint_every=3, lr=1e-3)
-    with pytest.raises(TrainingError, match=r"step-000003: checkpoint of a different configuration of stage 'image_pretrain'"):
-        train_stage(changed, "image_pretrain", get_registry(), resume=True)
+    train_stage(changed, "image_pretrain", get_registry(), resume=True)
+    assert "step-000003: written by another configuration or code version of stage 'image_pretrain'; starting over" in capsys.readouterr().out
+    assert not torch.equal(first["encoder.norm.weight"], _weights(paths.model_file)["encoder.norm.weight"])
 
 
 def test_sigkill_mid_training_resumes_from_a_loadable_checkpoint(root: Path) -> None:

@@ -27,7 +27,8 @@ data:
   clip_stride: 4
   resolutions: [[16, 16]]
   crop_margin: 0
-  val_fraction: 0
+  val_fraction: {val_fraction}
+  split_unit: clip
 model:
   patchifier: {{type: omni, patch_size: 4, temporal_patch_size: 4}}
   encoder: {{width: 32, num_heads: 2, spatial: [{{type: full}}], temporal: [{{type: causal}}]}}
@@ -76,12 +77,14 @@ def make_experiment(
     checkpoint_every: int = 3,
     losses: str = L1_ONLY,
     registry: Registry | None = None,
+    val_fraction: float = 0.0,
+    extra: str = "",
 ) -> tuple[Path, Experiment]:
     """Write the spec file under ``root`` (media must exist), prepare its data, return (path, spec)."""
     registry = registry or get_registry()
     path = root / "spec.yaml"
     path.write_text(SPEC.format(root=root, steps=steps, batch_size=batch_size, lr=lr,
-                                checkpoint_every=checkpoint_every, losses=losses))  # fmt: skip
+                                checkpoint_every=checkpoint_every, losses=losses, val_fraction=val_fraction) + extra)  # fmt: skip
     spec = load_spec(path, registry)
     if not (root / "prepared" / "index.json").exists():
         prepare(spec.data, registry, progress=False)

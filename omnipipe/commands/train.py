@@ -6,6 +6,7 @@ import argparse
 from omnipipe.errors import SpecError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
+from omnipipe.suggest import did_you_mean
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
     registry = get_registry()
     spec = load_spec(args.spec, registry)
     if args.stage not in spec.train.stages:
-        raise SpecError(f"{args.spec}: no stage '{args.stage}' in train.stages ({', '.join(spec.train.stages)})")
+        raise SpecError(
+            f"{args.spec}: no stage '{args.stage}' in train.stages ({', '.join(spec.train.stages)})"
+            + did_you_mean(args.stage, spec.train.stages)
+        )
     paths = train_stage(spec, args.stage, registry, resume=args.resume, num_workers=args.num_workers)
     print(f"stage '{args.stage}' done: {paths.model_file}")
     return 0

@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
         except SpecError as error:
             failures.append(str(error))
             continue
-        print(f"{path}: ok ({spec.name}: {len(spec.train.stages)} training stages)")
+        stages = len(spec.train.stages)
+        print(f"{path}: ok ({spec.name}: {stages} training stage{'' if stages == 1 else 's'})")
     if failures:
         raise SpecError("\n".join(failures))
     return 0

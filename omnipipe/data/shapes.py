@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
+
+from omnipipe.data.encode import write_video
 
 
 def moving_shapes(frames: int, height: int, width: int, seed: int, shapes: int = 3) -> np.ndarray:
@@ -30,19 +31,6 @@ def moving_shapes(frames: int, height: int, width: int, seed: int, shapes: int =
         bounced = (position < 0) | (position > (height, width))
         velocity[bounced] *= -1
     return video
-
-
-def write_video(path: Path, video: np.ndarray, fps: int = 24, codec: str = "libx264") -> Path:
-    """Encode uint8 (T, H, W, 3) frames (even H and W for libx264) into ``path`` with PyAV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = video.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        for frame in video:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
 
 
 def write_shapes_folder(root: Path, classes: int, per_class: int, frames: int, height: int, width: int) -> list[Path]:

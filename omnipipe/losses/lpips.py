@@ -105,6 +105,11 @@ class LPIPSLoss(nn.Module):
         """Stay in eval mode whatever ``mode`` is: LPIPS is a fixed metric (its dropout stays off)."""
         return super().train(False)
 
+    def per_sample(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """LPIPS of each sample (B,): the mean over its frames, for ``(B, C, T, H, W)`` inputs in [-1, 1]."""
+        frames = self.model(fold_frames(reconstruction), fold_frames(target))  # (B·T, 1, 1, 1)
+        return frames.view(target.shape[0], -1).mean(dim=1)
+
     def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean LPIPS over the B·T frames of ``(B, C, T, H, W)`` inputs in [-1, 1]."""
-        return self.model(fold_frames(reconstruction), fold_frames(target)).mean()
+        return self.per_sample(reconstruction, target).mean()

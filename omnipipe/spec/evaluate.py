@@ -12,6 +12,7 @@ class EvaluateSpec(StrictModel):
     metrics: list[MetricSpec] = Field(default_factory=list)
     max_samples: PositiveInt | None = None
     batch_size: PositiveInt = 8
+    visual_samples: PositiveInt = Field(default=8, description="samples per kind shown in the PNG grids and mp4s")
     allow_proxy: bool = Field(
         default=False, description="allow metrics from randomly initialised networks; their keys then say proxy"
     )

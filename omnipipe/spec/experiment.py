@@ -31,6 +31,19 @@ class Experiment(StrictModel):
     generators: dict[str, GeneratorSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
+    def _stage_resolutions_are_prepared(self) -> Experiment:
+        prepared = [tuple(r) for r in self.data.resolutions]
+        for name, stage in self.train.stages.items():
+            for index, resolution in enumerate(stage.resolutions or []):
+                if tuple(resolution) not in prepared:
+                    raise SpecValueError(
+                        f"{list(resolution)} is not among data.resolutions {[list(r) for r in prepared]}, "
+                        "so no data is prepared for it",
+                        ("train", "stages", name, "resolutions", index),
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _evaluated_stage_exists(self) -> Experiment:
         stage = self.evaluate.stage
         if stage is not None and stage not in self.train.stages:

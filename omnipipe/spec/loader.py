@@ -53,6 +53,8 @@ def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = No
             problems = problems_from(error, Experiment)
         else:
             problems = list(_resolve_components(spec, (), registry))
+            if not problems:
+                problems = list(_patch_grid_fits_data(spec))
     if problems:
         problems.sort(key=lambda problem: line_of(lines, problem.loc) or 0)
         raise SpecError("\n".join(_locate(source, lines, problem) for problem in problems))
@@ -63,6 +65,25 @@ def _locate(source: str, lines: dict[Loc, int], problem: Problem) -> str:
     line = line_of(lines, problem.loc)
     where = f"{source}:{line}" if line else source
     return f"{where}: {problem.path}: {problem.message}"
+
+
+def _patch_grid_fits_data(spec: Experiment) -> Iterator[Problem]:
+    """Clips and resolutions must fit the patchifier's grid (checked when it declares patch sizes)."""
+    params = spec.model.patchifier.params
+    patch, tube = getattr(params, "patch_size", None), getattr(params, "temporal_patch_size", None)
+    frames = spec.data.clip_frames
+    if isinstance(tube, int) and (frames - 1) % tube:
+        yield Problem(
+            ("data", "clip_frames"),
+            f"{frames} frames do not fit model.patchifier.temporal_patch_size {tube}: use 1 + k·{tube} (e.g. {1 + tube})",
+        )
+    if isinstance(patch, int):
+        for index, (height, width) in enumerate(spec.data.resolutions):
+            if height % patch or width % patch:
+                yield Problem(
+                    ("data", "resolutions", index),
+                    f"{height}×{width} is not a multiple of model.patchifier.patch_size {patch}",
+                )
 
 
 def _forbidden_keys(value: Any, loc: Loc) -> Iterator[Problem]:

@@ -47,6 +47,10 @@ class CheckpointStore:
         steps = self.steps()
         return self.path(steps[-1]) if steps else None
 
+    def clear(self) -> None:
+        """Remove every checkpoint (a run that starts over)."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
     def save(self, step: int, modules: dict[str, torch.nn.Module], state: dict[str, Any]) -> Path:
         """Write a complete checkpoint, then publish it with one rename; prune beyond ``keep_last``."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -70,11 +74,19 @@ class CheckpointStore:
         return target
 
     @staticmethod
-    def load(path: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
-        """Load the modules' weights in place and return the trainer state."""
+    def state(path: Path) -> dict[str, Any]:
+        """The trainer state of the checkpoint at ``path``."""
         try:
-            for name, module in modules.items():
-                load_model(module, str(path / f"{name}.safetensors"), strict=True)
             return torch.load(path / TRAINER_STATE, weights_only=True, map_location="cpu")
-        except (OSError, RuntimeError, ValueError) as error:
+        except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways; all mean "unreadable"
             raise CheckpointError(f"{path}: cannot load checkpoint ({error})") from None
+
+    @classmethod
+    def load(cls, path: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
+        """Load the modules' weights in place and return the trainer state."""
+        for name, module in modules.items():
+            try:
+                load_model(module, str(path / f"{name}.safetensors"), strict=True)
+            except Exception as error:  # noqa: BLE001 - as above
+                raise CheckpointError(f"{path}: cannot load checkpoint ({error})") from None
+        return cls.state(path)

@@ -5,6 +5,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import nullcontext
 from typing import Any
 
@@ -47,10 +48,21 @@ def stage_model_spec(spec: Experiment, stage: StageSpec) -> ModelSpec:
     return spec.model.model_copy(update={"quantizer": quantizer})
 
 
+def code_version() -> str:
+    """A hash of omnipipe's own source files: a checkpoint is only continued by the code that wrote it."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def fingerprint(spec: Experiment, stage_name: str) -> str:
-    """A hash of everything a stage's result depends on in the spec; resuming requires it to match."""
+    """A hash of everything a stage's result depends on (spec sections and code); resuming requires it to match."""
     stage = spec.train.stages[stage_name]
     relevant = {
+        "code": code_version(),
         "seed": spec.seed,
         "data": spec.data.model_dump(mode="json"),
         "model": stage_model_spec(spec, stage).model_dump(mode="json"),
@@ -178,13 +190,13 @@ def train_stage(
     step, consumed = 0, 0
     print_fn = tqdm.write if ctx.is_main else (lambda _: None)
     latest = store.latest() if resume else None
-    if latest is not None:
+    if latest is not None and store.state(latest)["fingerprint"] != run_id:
+        print_fn(f"{latest}: written by another configuration or code version of stage '{stage_name}'; starting over")
+        latest = None
+    if latest is None:
+        store.clear()
+    else:
         state = store.load(latest, modules)
-        if state["fingerprint"] != run_id:
-            raise TrainingError(
-                f"{latest}: checkpoint of a different configuration of stage '{stage_name}'; "
-                "run without --resume to start over"
-            )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if d_optimizer is not None:

@@ -1,0 +1,26 @@
+"""Command-line options shared by the commands that read media files with a trained tokenizer."""
+from __future__ import annotations
+
+import argparse
+
+from omnipipe.errors import OmnipipeError
+from omnipipe.nn.tokenizer import Tokenizer
+
+
+def add_media_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resolution", default="256x256", help="HxW the media are resized and cropped to")
+    parser.add_argument("--frames", type=int, default=17, help="frames per video (rounded down to 1 + k·pt)")
+    parser.add_argument("--fps", type=float, default=8.0, help="videos are resampled to this frame rate")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+
+
+def resolution_of(text: str, model: Tokenizer) -> tuple[int, int]:
+    """``"HxW"`` as (H, W), checked against the tokenizer's patch size."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise OmnipipeError(f"--resolution {text!r}: expected HxW, e.g. 256x256") from None
+    patch = getattr(model.patchifier.params, "patch_size", 1)
+    if height <= 0 or width <= 0 or height % patch or width % patch:
+        raise OmnipipeError(f"--resolution {text}: height and width must be positive multiples of the patch size {patch}")
+    return height, width

@@ -1,0 +1,1 @@
+"""Metric components (kind ``metric``): reconstruction quality, codebook use, distribution distances."""

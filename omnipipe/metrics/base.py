@@ -1,0 +1,40 @@
+"""The metric contract: ``update`` per evaluation batch, ``compute`` once at the end.
+
+A metric component is built as ``cls(params, allow_proxy=..., device=...)``. ``update(batch)``
+returns per-sample values ``(B,)`` (written to the per-sample CSV under ``per_sample_key``) or None
+for metrics defined only over a whole set (FID, FVD). ``compute()`` returns named numbers for
+``metrics.json``; a metric computed with randomly initialised networks names its keys ``*_proxy``.
+A metric whose pretrained weights are missing raises ``MetricUnavailable`` when built, unless
+``allow_proxy`` is true.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from omnipipe.errors import OmnipipeError
+from omnipipe.nn.quantizer_output import QuantizerOutput
+
+
+class MetricUnavailable(OmnipipeError):
+    """A metric cannot be computed here (e.g. its pretrained weights file is missing); says why."""
+
+
+@dataclass
+class EvalBatch:
+    """One evaluation batch: pixels are ``(B, C, T, H, W)`` in [-1, 1]."""
+
+    target: torch.Tensor
+    reconstruction: torch.Tensor
+    quantized: QuantizerOutput | None
+    codebook_size: int | None
+
+
+class Metric(Protocol):
+    per_sample_key: str | None
+
+    def update(self, batch: EvalBatch) -> torch.Tensor | None: ...
+
+    def compute(self) -> dict[str, float]: ...

@@ -1,0 +1,36 @@
+"""``lpips`` as a metric: the perceptual distance of each sample, with the loss's honest weight handling."""
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from omnipipe.losses.lpips import BackboneWeightsError, LPIPSLoss, Net
+from omnipipe.metrics.base import EvalBatch, MetricUnavailable
+from omnipipe.metrics.running import RunningMean
+
+
+class LPIPSMetric:
+    """LPIPS (lower is better), averaged over samples; ``lpips_proxy`` when the backbone is random."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        net: Net = "alex"
+        backbone_path: str | None = Field(default=None, description="torchvision weights file of the backbone")
+
+    def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
+        self.params = params
+        settings = LPIPSLoss.Params(net=params.net, backbone_path=params.backbone_path, allow_random_backbone=allow_proxy)
+        try:
+            self.network = LPIPSLoss(settings).to(device or torch.device("cpu"))
+        except BackboneWeightsError as error:
+            raise MetricUnavailable(str(error)) from None
+        self.per_sample_key = self.network.name
+        self.values = RunningMean()
+
+    @torch.no_grad()
+    def update(self, batch: EvalBatch) -> torch.Tensor:
+        return self.values.add(self.network.per_sample(batch.reconstruction.clamp(-1, 1), batch.target))
+
+    def compute(self) -> dict[str, float]:
+        return {self.per_sample_key: self.values.mean}

@@ -1,0 +1,97 @@
+"""Evaluation end to end on a small trained tokenizer; reconstruct and tokenize on real files."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from omnipipe.cli import main
+from omnipipe.evaluate.run import EvaluationPaths, evaluate
+from omnipipe.plugins import get_registry
+from omnipipe.train.paths import StagePaths
+from omnipipe.train.trainer import train_stage
+from training_setup import make_experiment, write_media
+
+EVALUATE = """
+evaluate:
+  stage: image_pretrain
+  batch_size: 4
+  visual_samples: 2
+  metrics: [{type: psnr}, {type: ssim}, {type: codebook_usage}, {type: compression},
+            {type: lpips, backbone_path: /nonexistent/alexnet.pth}]
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    root = tmp_path_factory.mktemp("evaluate")
+    write_media(root, images=12, videos=3)
+    path, spec = make_experiment(root, steps=30, batch_size=4, checkpoint_every=30, val_fraction=0.3, extra=EVALUATE)
+    train_stage(spec, "image_pretrain", get_registry())
+    return path, spec
+
+
+def test_evaluate_writes_metrics_samples_pictures_and_videos(trained) -> None:
+    _, spec = trained
+    results = evaluate(spec, get_registry())
+    paths = EvaluationPaths.of(spec)
+    saved = json.loads(paths.metrics.read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert saved["stage"] == "image_pretrain" and saved["samples"]["image"] > 0 and saved["samples"]["clip"] > 0
+    for version in ("tokenizer", "baseline_bicubic"):
+        for kind in ("image", "clip"):
+            assert 5 < saved[version][kind]["psnr"] < 60 and 0 < saved[version][kind]["ssim"] <= 1
+    assert 0 < saved["tokenizer"]["image"]["codebook_usage"] <= 1
+    assert saved["tokenizer"]["image"]["tokens_per_image"] == 16  # 16×16 pixels, 4×4 patches
+    assert "codebook_usage" not in saved["baseline_bicubic"]["image"]
+    assert saved["unavailable"]["lpips"].startswith("lpips: the 'alex' backbone needs torchvision's ImageNet weights")
+    rows = list(csv.DictReader(paths.per_sample.open()))
+    assert len(rows) == saved["samples"]["image"] + saved["samples"]["clip"]
+    assert {"psnr", "ssim", "baseline_psnr", "baseline_ssim", "kind", "label"} <= set(rows[0])
+    assert (paths.grids / "image-16x16.png").is_file()
+    videos = sorted(paths.videos.glob("*.mp4"))
+    assert len(videos) == min(2, saved["samples"]["clip"])
+    with av.open(str(videos[0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 5 and frames[0].shape == (64, 4 * (3 * 16 + 2 * 2), 3)  # 3 versions, 2-px gaps, ×4
+    summary = paths.summary.read_text()
+    assert "| psnr |" in summary and "## Not computed" in summary
+
+
+def test_reconstruct_and_tokenize_real_files(trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, spec = trained
+    checkpoint = str(StagePaths.of(spec, "image_pretrain").model_file)
+    media = Path(spec.data.sources[0].params.root).parent
+    image, video = sorted((media / "images").rglob("*.png"))[0], sorted((media / "videos").rglob("*.mp4"))[0]
+    assert main(["reconstruct", "--checkpoint", checkpoint, str(image), str(video), "--out", str(tmp_path / "r"),
+                 "--resolution", "16x16", "--frames", "7"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"{image.stem}.png: PSNR" in out and "(5 frames, 16×16)" in out  # 7 frames rounded down to 1 + 4
+    assert (tmp_path / "r" / f"{video.stem}.mp4").is_file()
+    folder = tmp_path / "media"
+    shutil.copytree(media / "images", folder / "images")
+    shutil.copytree(media / "videos", folder / "videos")
+    assert main(["tokenize", "--checkpoint", checkpoint, "--input", str(folder), "--out", str(tmp_path / "t"),
+                 "--resolution", "16x16", "--frames", "5"]) == 0  # fmt: skip
+    index = json.loads((tmp_path / "t" / "index.json").read_text())
+    assert index["kind"] == "codes" and index["codebook_size"] == 64 and len(index["files"]) == 15
+    images = np.load(tmp_path / "t" / "image-1x4x4.npy")
+    videos = np.load(tmp_path / "t" / "video-2x4x4.npy")
+    assert images.shape == (12, 1, 4, 4) and videos.shape == (3, 2, 4, 4)
+    first = index["files"][0]
+    assert first == {"path": "images/class_0/00.png", "shard": "image-1x4x4.npy", "row": 0, "frames": 1}
+    assert images.dtype == np.int32 and 0 <= images.min() and images.max() < 64
+
+
+def test_bad_resolution_is_one_line(trained, capsys: pytest.CaptureFixture[str]) -> None:
+    _, spec = trained
+    checkpoint = str(StagePaths.of(spec, "image_pretrain").model_file)
+    assert main(["tokenize", "--checkpoint", checkpoint, "--input", "/nonexistent", "--out", "/tmp/x"]) == 2
+    assert capsys.readouterr().err == "omnipipe: error: --input /nonexistent: folder not found\n"
+    assert main(["reconstruct", "--checkpoint", checkpoint, "a.png", "--out", "/tmp/x", "--resolution", "18x16"]) == 2
+    assert "must be positive multiples of the patch size 4" in capsys.readouterr().err
