@@ -5,11 +5,7 @@ from omnipipe.data.components import register as register_datasets
 from omnipipe.hooks import hookimpl
 from omnipipe.losses.components import register as register_losses
 from omnipipe.losses.pixel import L1Loss, L2Loss
-from omnipipe.metrics.codebook import CodebookUsage
-from omnipipe.metrics.compression import Compression
-from omnipipe.metrics.lpips_metric import LPIPSMetric
-from omnipipe.metrics.psnr import PSNR
-from omnipipe.metrics.ssim import SSIM
+from omnipipe.metrics.components import register as register_metrics
 from omnipipe.nn.components import register as register_networks
 from omnipipe.registry import Registry
 
@@ -21,8 +17,4 @@ def omnipipe_register(registry: Registry) -> None:
     register_losses(registry)
     register_networks(registry)
     register_datasets(registry)
-    registry.add("metric", "psnr", PSNR)
-    registry.add("metric", "ssim", SSIM)
-    registry.add("metric", "lpips", LPIPSMetric)
-    registry.add("metric", "codebook_usage", CodebookUsage)
-    registry.add("metric", "compression", Compression)
+    register_metrics(registry)

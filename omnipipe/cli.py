@@ -5,10 +5,10 @@ import argparse
 import sys
 import traceback
 
-from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate
+from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
 from omnipipe.errors import OmnipipeError
 
-COMMANDS = (components, validate, schema, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
 
 
 def build_parser() -> argparse.ArgumentParser:

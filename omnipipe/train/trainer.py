@@ -194,7 +194,8 @@ def train_stage(
         print_fn(f"{latest}: written by another configuration or code version of stage '{stage_name}'; starting over")
         latest = None
     if latest is None:
-        store.clear()
+        if ctx.is_main:
+            store.clear()
     else:
         state = store.load(latest, modules)
         optimizer.load_state_dict(state["optimizer"])
