@@ -1,17 +1,20 @@
 """omnipipe: train and evaluate joint image–video tokenizers and the generators on their tokens.
 
 The public API that plugins write against: ``hookimpl``, ``Registry``, ``QuantizerOutput``,
-``Quantizer``, ``load_spec``, ``get_registry`` and the error classes.
+``Quantizer``, helpers for quantizer authors (``usage_stats``, ``code_usage_stats``,
+``binary_entropy_terms``, ``entropy_group_bits``), ``load_spec``, ``get_registry`` and the error classes.
 """
 from omnipipe.errors import OmnipipeError, PluginError, RegistryError, SpecError
 from omnipipe.hooks import hookimpl
+from omnipipe.nn.binary_entropy import binary_entropy_terms, entropy_group_bits
+from omnipipe.nn.code_stats import code_usage_stats, usage_stats
 from omnipipe.nn.quantizer_output import Quantizer, QuantizerOutput
 from omnipipe.plugins import get_registry, load_registry
 from omnipipe.registry import KINDS, Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.loader import load_spec, parse_spec
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "KINDS",
@@ -23,9 +26,13 @@ __all__ = [
     "Registry",
     "RegistryError",
     "SpecError",
+    "binary_entropy_terms",
+    "code_usage_stats",
+    "entropy_group_bits",
     "get_registry",
     "hookimpl",
     "load_registry",
     "load_spec",
     "parse_spec",
+    "usage_stats",
 ]

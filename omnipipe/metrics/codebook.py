@@ -5,6 +5,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from omnipipe.metrics.base import EvalBatch
+from omnipipe.nn.code_stats import usage_stats
 
 
 class CodebookUsage:
@@ -30,6 +31,5 @@ class CodebookUsage:
         """Nothing for a continuous bottleneck (no codes)."""
         if self.counts is None:
             return {}
-        probs = self.counts / self.counts.sum()
-        entropy = -torch.xlogy(probs, probs).sum()
-        return {"codebook_usage": float((self.counts > 0).double().mean()), "codebook_perplexity": float(entropy.exp())}
+        stats = usage_stats(self.counts)
+        return {"codebook_usage": float(stats["usage"]), "codebook_perplexity": float(stats["perplexity"])}

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from omnipipe.nn.code_stats import usage_stats
 from omnipipe.nn.quantizer_output import QuantizerOutput
 
 
@@ -134,10 +135,3 @@ class VectorQuantizer(nn.Module):
 
 def _at_least_fp32(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
-
-
-def usage_stats(counts: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``usage`` (fraction of codes used) and ``perplexity`` (exp entropy) of one batch's code counts (K,)."""
-    probs = counts / counts.sum()
-    entropy = -torch.xlogy(probs, probs).sum()
-    return {"usage": (counts > 0).float().mean(), "perplexity": entropy.exp()}

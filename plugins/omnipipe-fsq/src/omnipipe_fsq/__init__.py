@@ -1,0 +1,4 @@
+"""omnipipe-fsq: finite scalar quantization as an omnipipe ``quantizer`` named ``fsq``."""
+from omnipipe_fsq.fsq import FiniteScalarQuantizer
+
+__all__ = ["FiniteScalarQuantizer"]
