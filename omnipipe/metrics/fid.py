@@ -24,7 +24,6 @@ from omnipipe.metrics.frechet import GaussianStats, frechet_distance_of
 log = logging.getLogger(__name__)
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
-FEATURE_DIM = 2048
 
 
 def fid_weights_file() -> Path:

@@ -92,10 +92,6 @@ def _autocast(device: torch.device) -> Any:
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 def _sync_codebooks(model: Tokenizer, ctx: DistContext) -> None:
     """Sum the VQ's EMA statistics over ranks and share rank 0's dead-code restarts: codebooks stay equal."""
     if ctx.world_size > 1 and hasattr(model.quantizer, "sync_fn"):
