@@ -5,7 +5,9 @@ import importlib.metadata
 import re
 from pathlib import Path
 
-from omnipipe.plugins import ENTRY_POINT_GROUP
+from omnipipe.plugins import ENTRY_POINT_GROUP, load_registry
+from omnipipe.registry import Entry, Registry
+from omnipipe.spec.loader import load_spec
 
 
 def require_distribution(name: str) -> importlib.metadata.Distribution:
@@ -16,6 +18,27 @@ def require_distribution(name: str) -> importlib.metadata.Distribution:
         return importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"distribution {name} is not installed (pip install it); its entry point is needed here")
+
+
+def registered_entry(registry: Registry, kind: str, name: str, distribution: str) -> Entry:
+    """The registered component, after checking that the installed ``distribution`` provides it."""
+    entry = registry.get(kind, name)
+    dist = importlib.metadata.distribution(distribution)
+    providers = {f"{ep_name} ({dist.name} {dist.version})" for ep_name, _ in declared_entry_points(dist)}
+    assert entry.provider in providers, f"{kind} '{name}' comes from {entry.provider}, not from {distribution}"
+    return entry
+
+
+def quantizer_from_spec(spec_path: Path, registry: Registry | None = None) -> tuple[object, int]:
+    """The quantizer a spec file describes, built as the tokenizer builds it, and its input width."""
+    import pytest
+
+    if not spec_path.exists():
+        pytest.skip(f"{spec_path} is not in this checkout")
+    registry = registry or load_registry()
+    spec = load_spec(spec_path, registry)
+    width = spec.model.encoder.width
+    return registry.build("quantizer", spec.model.quantizer, dim=width), width
 
 
 def declared_entry_points(distribution: importlib.metadata.Distribution) -> list[tuple[str, str]]:

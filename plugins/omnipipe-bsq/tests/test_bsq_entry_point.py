@@ -1,14 +1,13 @@
 """After ``pip install ./plugins/omnipipe-bsq`` the quantizer is found through its entry point."""
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import pytest
 import torch
 
 import omnipipe
-from omnipipe.plugin_testing import declared_entry_points, require_distribution
+from omnipipe.plugin_testing import declared_entry_points, quantizer_from_spec, registered_entry, require_distribution
 
 DIST = "omnipipe-bsq"
 SPEC = Path(__file__).resolve().parents[3] / "pipelines" / "tiny-bsq.yaml"
@@ -25,9 +24,7 @@ def test_bsq_entry_point_is_declared() -> None:
 
 
 def test_bsq_is_registered_with_its_distribution(registry: omnipipe.Registry) -> None:
-    entry = registry.get("quantizer", "bsq")
-    version = importlib.metadata.version(DIST)
-    assert entry.provider == f"bsq ({DIST} {version})"
+    entry = registered_entry(registry, "quantizer", "bsq", DIST)
     assert entry.cls.__module__ == "omnipipe_bsq.bsq"
     assert entry.doc.startswith("BSQ bottleneck")
 
@@ -40,10 +37,7 @@ def test_bsq_params_are_validated_by_the_registry(registry: omnipipe.Registry) -
 
 
 def test_bsq_tiny_spec_builds(registry: omnipipe.Registry) -> None:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} is not in this checkout")
-    spec = omnipipe.load_spec(SPEC, registry)
-    quantizer = registry.build("quantizer", spec.model.quantizer, dim=spec.model.encoder.width)
+    quantizer, width = quantizer_from_spec(SPEC, registry)
     assert quantizer.codebook_size == 256
-    out = quantizer(torch.randn(2, 1, 8, 8, spec.model.encoder.width))
+    out = quantizer(torch.randn(2, 1, 8, 8, width))
     assert out.codes.shape == (2, 1, 8, 8)

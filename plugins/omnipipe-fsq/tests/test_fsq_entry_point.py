@@ -1,14 +1,13 @@
 """After ``pip install ./plugins/omnipipe-fsq`` the quantizer is found through its entry point."""
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 import pytest
 import torch
 
 import omnipipe
-from omnipipe.plugin_testing import declared_entry_points, require_distribution
+from omnipipe.plugin_testing import declared_entry_points, quantizer_from_spec, registered_entry, require_distribution
 
 DIST = "omnipipe-fsq"
 SPEC = Path(__file__).resolve().parents[3] / "pipelines" / "tiny-fsq.yaml"
@@ -25,9 +24,7 @@ def test_fsq_entry_point_is_declared() -> None:
 
 
 def test_fsq_is_registered_with_its_distribution(registry: omnipipe.Registry) -> None:
-    entry = registry.get("quantizer", "fsq")
-    version = importlib.metadata.version(DIST)
-    assert entry.provider == f"fsq ({DIST} {version})"
+    entry = registered_entry(registry, "quantizer", "fsq", DIST)
     assert entry.cls.__module__ == "omnipipe_fsq.fsq"
     assert entry.doc.startswith("FSQ bottleneck")
 
@@ -40,10 +37,7 @@ def test_fsq_params_are_validated_by_the_registry(registry: omnipipe.Registry) -
 
 
 def test_fsq_tiny_spec_builds(registry: omnipipe.Registry) -> None:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} is not in this checkout")
-    spec = omnipipe.load_spec(SPEC, registry)
-    quantizer = registry.build("quantizer", spec.model.quantizer, dim=spec.model.encoder.width)
+    quantizer, width = quantizer_from_spec(SPEC, registry)
     assert quantizer.codebook_size == 256
-    out = quantizer(torch.randn(2, 1, 8, 8, spec.model.encoder.width))
+    out = quantizer(torch.randn(2, 1, 8, 8, width))
     assert out.codes.shape == (2, 1, 8, 8)
