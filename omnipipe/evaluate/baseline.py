@@ -8,8 +8,8 @@ import torch.nn.functional as F
 def bicubic_round_trip(pixels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """``(B, C, T, H, W)`` → each frame resized (antialiased bicubic) to ``grid`` = (H', W') and back to (H, W).
 
-    Every frame keeps its own small picture, so for clips the baseline stores ``pt`` times more values
-    than a tokenizer with temporal patches ``pt``: it favours the baseline.
+    Every frame keeps its own small picture (a tokenizer with temporal patches ``pt`` keeps about
+    one latent frame in ``pt``), and each position keeps C full values: the comparison favours the baseline.
     """
     b, c, t, h, w = pixels.shape
     frames = pixels.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
