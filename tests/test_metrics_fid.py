@@ -45,7 +45,7 @@ def test_proxy_is_zero_for_identical_sets_and_grows_with_a_shift(tmp_path: Path,
     assert same.key == "fid_proxy" and same.per_sample_key is None
     clips = _pixels(0, batch=1, frames=2)  # every frame counts as an image
     assert same.update(EvalBatch(clips, clips, None, None)) is None
-    assert same.targets.count == 2 and same.reconstructions.count == 2
+    assert same.pairs.targets.count == 2 and same.pairs.reconstructions.count == 2
     identical = same.compute()["fid_proxy"]
     assert identical == pytest.approx(0.0, abs=1e-6)  # float64 statistics: round-off only
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from omnipipe.errors import OmnipipeError
-from omnipipe.nn.discriminators.frames import fold_frames
+from omnipipe.nn.frames import fold_frames
 
 if TYPE_CHECKING:
     import lpips

@@ -19,7 +19,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
-from omnipipe.metrics.frechet import GaussianStats, frechet_distance_of
+from omnipipe.metrics.frechet import PairedFeatures
+from omnipipe.nn.frames import fold_frames
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ class FID:
             log.warning("fid: no weights at %s; reporting a random-Inception proxy as fid_proxy", path)
         self.network = shared_inception(None if self.is_proxy else str(path), str(self.device))
         self.key = "fid_proxy" if self.is_proxy else "fid"
-        self.targets, self.reconstructions = GaussianStats(), GaussianStats()
+        self.pairs = PairedFeatures()
 
     @torch.no_grad()
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -121,20 +122,17 @@ class FID:
         x = pixels.to(self.device, torch.float32).clamp(-1, 1)
         if self.params.quantize_8bit:
             x = torch.round((x + 1) * 127.5) / 127.5 - 1
-        frames = x.transpose(1, 2).flatten(0, 1)  # (B·T, C, H, W)
+        frames = fold_frames(x)  # (B·T, C, H, W)
         if frames.shape[1] == 1:
             frames = frames.expand(-1, 3, -1, -1)
         chunks = [self.network(chunk)[0].flatten(1) for chunk in frames.split(self.params.frames_per_forward)]
         return torch.cat(chunks).double().cpu()
 
     def update(self, batch: EvalBatch) -> None:
-        target = self.features(batch.target)
-        self.targets.add(target)
-        self.reconstructions.add(target if batch.reconstruction is batch.target else self.features(batch.reconstruction))
-        return None
+        self.pairs.add(batch, self.features)
 
     def compute(self) -> dict[str, float]:
         """``{fid}`` (or ``{fid_proxy}``); NaN with fewer than 2 images."""
-        if self.targets.count < 2:
-            log.warning("fid: %d image(s) seen; FID needs at least 2", self.targets.count)
-        return {self.key: frechet_distance_of(self.targets, self.reconstructions)}
+        if self.pairs.count < 2:
+            log.warning("fid: %d image(s) seen; FID needs at least 2", self.pairs.count)
+        return {self.key: self.pairs.distance()}

@@ -12,10 +12,13 @@ argument SciPy 1.18 removes; nothing here calls it.)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from omnipipe.metrics.base import EvalBatch
 
 
 def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -126,6 +129,26 @@ def frechet_distance_of(a: GaussianStats, b: GaussianStats) -> float:
     root_trace = float(np.sqrt(np.clip(values, 0.0, None)).sum())
     diff = ga.mean - gb.mean
     return float(max(diff @ diff + np.trace(ga.cov) + np.trace(gb.cov) - 2.0 * root_trace, 0.0))
+
+
+class PairedFeatures:
+    """Feature statistics of targets and of their reconstructions, and the Fréchet distance between them."""
+
+    def __init__(self) -> None:
+        self.targets, self.reconstructions = GaussianStats(), GaussianStats()
+
+    @property
+    def count(self) -> int:
+        return self.targets.count
+
+    def add(self, batch: EvalBatch, features: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Add ``features`` of the batch's targets and reconstructions (computed once when they are the same)."""
+        target = features(batch.target)
+        self.targets.add(target)
+        self.reconstructions.add(target if batch.reconstruction is batch.target else features(batch.reconstruction))
+
+    def distance(self) -> float:
+        return frechet_distance_of(self.targets, self.reconstructions)
 
 
 def frechet_distance_from_features(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:

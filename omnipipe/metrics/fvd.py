@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
-from omnipipe.metrics.frechet import GaussianStats, frechet_distance_of
+from omnipipe.metrics.frechet import PairedFeatures
 from omnipipe.metrics.i3d import I3DWeightsError, shared_i3d
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class FVD:
         except I3DWeightsError as error:
             raise MetricUnavailable(str(error)) from None
         self.key = "fvd_proxy" if self.is_proxy else "fvd"
-        self.targets, self.reconstructions = GaussianStats(), GaussianStats()
+        self.pairs = PairedFeatures()
 
     @torch.no_grad()
     def features(self, clips: torch.Tensor) -> torch.Tensor:
@@ -57,17 +57,13 @@ class FVD:
         return torch.cat(chunks).double().cpu()
 
     def update(self, batch: EvalBatch) -> None:
-        if batch.target.shape[2] == 1:  # images: no FVD
-            return None
-        target = self.features(batch.target)
-        self.targets.add(target)
-        self.reconstructions.add(target if batch.reconstruction is batch.target else self.features(batch.reconstruction))
-        return None
+        if batch.target.shape[2] > 1:  # images: no FVD
+            self.pairs.add(batch, self.features)
 
     def compute(self) -> dict[str, float]:
         """``{fvd}`` (or ``{fvd_proxy}``); ``{}`` when no clip was seen, NaN with a single clip."""
-        if self.targets.count == 0:
+        if self.pairs.count == 0:
             return {}
-        if self.targets.count < 2:
-            log.warning("fvd: %d clip seen; FVD needs at least 2", self.targets.count)
-        return {self.key: frechet_distance_of(self.targets, self.reconstructions)}
+        if self.pairs.count < 2:
+            log.warning("fvd: %d clip seen; FVD needs at least 2", self.pairs.count)
+        return {self.key: self.pairs.distance()}

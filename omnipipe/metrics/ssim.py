@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnipipe.metrics.base import EvalBatch
 from omnipipe.metrics.running import RunningMean
+from omnipipe.nn.frames import fold_frames
 
 
 def gaussian_window(width: int, sigma: float) -> torch.Tensor:
@@ -25,8 +26,8 @@ def ssim(reconstruction: torch.Tensor, target: torch.Tensor, window: int = 11, s
     b, c, t, h, w = target.shape
     side = min(window, h, w)
     kernel = gaussian_window(side, sigma).to(target.device)
-    x = ((reconstruction.clamp(-1, 1) + 1) / 2).double().permute(0, 2, 1, 3, 4).reshape(-1, 1, h, w)
-    y = ((target + 1) / 2).double().permute(0, 2, 1, 3, 4).reshape(-1, 1, h, w)
+    x = fold_frames((reconstruction.clamp(-1, 1) + 1) / 2).double().reshape(-1, 1, h, w)  # (B·T·C, 1, H, W)
+    y = fold_frames((target + 1) / 2).double().reshape(-1, 1, h, w)
     mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
     var_x = F.conv2d(x * x, kernel) - mu_x.square()
     var_y = F.conv2d(y * y, kernel) - mu_y.square()

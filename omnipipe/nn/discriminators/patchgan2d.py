@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from omnipipe.nn.discriminators.frames import fold_frames, unfold_frames
+from omnipipe.nn.frames import fold_frames, unfold_frames
 from omnipipe.nn.discriminators.patchgan import PatchGAN, PatchGANParams
 
 

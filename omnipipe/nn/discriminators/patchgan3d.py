@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from omnipipe.nn.discriminators.frames import check_clip
+from omnipipe.nn.frames import check_clip
 from omnipipe.nn.discriminators.patchgan import PatchGAN, PatchGANParams
 
 
