@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -116,12 +117,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = tiny_data(registry, Path(tmp) / "prepared")
         for workers in (1, 2):
-            for path in (Path(tmp) / "prepared").glob("units/*"):
-                path.unlink()  # nothing to resume: time the whole job
-            report = prepare(data, registry, workers=workers, progress=False)
-            clips = report["splits"]["train"]
+            shutil.rmtree(Path(tmp) / "prepared", ignore_errors=True)  # nothing to resume: time the whole job
+            result = prepare(data, registry, workers=workers, progress=False)
+            clips = result.report["splits"]["train"]
             rows.append({"what": f"prepare tiny ({workers} worker{'s' if workers > 1 else ''})",
-                         "frames": clips["image"] + 9 * clips["video"], "seconds": report["seconds"]})  # fmt: skip
+                         "frames": clips["image"] + 9 * clips["video"], "seconds": result.seconds})  # fmt: skip
         spec = Experiment.model_construct(name="bench", seed=0, data=data)
         stages = {"images 32 b8": StageSpec(data="images", steps=1, batch_size=8, resolutions=[[32, 32]]),
                   "joint 32+64 b4": StageSpec(data="joint", steps=1, batch_size=4)}  # fmt: skip

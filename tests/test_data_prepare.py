@@ -11,36 +11,18 @@ from PIL import Image
 
 import omnipipe.commands.prepare as prepare_command
 from omnipipe.data import source as source_module
-from omnipipe.data.components import register
 from omnipipe.data.prepare import prepare
 from omnipipe.data.encode import write_video
 from omnipipe.data.shapes import moving_shapes
 from omnipipe.data.shards import PreparedIndex
 from omnipipe.registry import Registry
-from omnipipe.spec.data import DataSpec
 from omnipipe.spec.experiment import Experiment
+from prepare_setup import data_registry, data_spec, solid_images
 
 
 @pytest.fixture
 def registry() -> Registry:
-    registry = Registry()
-    register(registry)
-    return registry
-
-
-def data_spec(registry: Registry, out: Path, sources: list[dict], **settings) -> DataSpec:
-    defaults = {"resolutions": [[16, 16]], "clip_frames": 5, "clip_stride": 4, "fps": 8}
-    data = DataSpec.model_validate({"sources": sources, "prepared_dir": str(out), **defaults, **settings})
-    for entry in data.sources:
-        entry.resolve(registry)
-    return data
-
-
-def solid_images(root: Path, values: range) -> None:
-    """One 12×12 image per value, filled with it (the value identifies the image after preparing)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for value in values:
-        Image.fromarray(np.full((12, 12, 3), value, np.uint8)).save(root / f"img_{value:03d}.png")
+    return data_registry()
 
 
 def values_by_split(out: Path) -> dict[str, set[int]]:
@@ -67,7 +49,7 @@ def test_mixed_folder_skips_bad_files_with_reasons(registry: Registry, tmp_path:
             "cat/img_010.png,cat", "cat/img_011.png,cat", "cat/broken.png", "cat/notes.txt", "gone/missing.png"]  # fmt: skip
     (tmp_path / "list.csv").write_text("\n".join(f"media/{row}" for row in rows) + "\n")
 
-    report = prepare(data, registry, progress=False)
+    report = prepare(data, registry, progress=False).report
 
     reasons = {entry["path"].removeprefix("media/"): entry["reason"] for entry in report["skipped"]}
     assert reasons.pop("run/short.mp4") == "shorter than one clip: 2 frames at 8 fps, a clip needs 5"
@@ -82,7 +64,7 @@ def test_mixed_folder_skips_bad_files_with_reasons(registry: Registry, tmp_path:
     assert (source["files"], source["skipped"]) == (10, 7)
     clips = {kind: sum(report["splits"][split][kind] for split in ("train", "val")) for kind in ("image", "video")}
     assert clips == {"image": 2, "video": 3}
-    assert report["bytes"] > 0 and report["seconds"] >= 0 and report["classes"] == 2
+    assert report["bytes"] > 0 and report["units"] == 1 and report["classes"] == 2
     assert json.loads((tmp_path / "out/prepare_report.json").read_text()) == report
     index = PreparedIndex.load(tmp_path / "out")
     assert index.classes == ["cat", "run"]
@@ -138,16 +120,18 @@ def test_interrupted_prepare_resumes_without_redoing_finished_units(
     with pytest.raises(KeyboardInterrupt):
         prepare(data, registry, progress=False)
     out = tmp_path / "out"
-    assert sorted(p.name for p in (out / "units").iterdir()) == ["s00-u00000.json", "s00-u00001.json"]
+    manifests = {p.name: json.loads(p.read_text()) for p in (out / "units").iterdir()}
+    assert sorted(manifests) == ["s00-u00000.json", "s00-u00001.json", "s00-u00002.json"]
+    assert manifests["s00-u00002.json"]["content"] is None  # the third unit had claimed its shards, not finished
     assert not (out / "index.json").exists()
     finished = {p: p.stat().st_mtime_ns for p in (out / "train").rglob("*.npy")}
     (out / "train/image-16x16/s00-u00002.npy.999.tmp").write_bytes(b"half a shard")
 
     calls.clear()
-    report = prepare(data, registry, progress=False)
+    result = prepare(data, registry, progress=False)
 
     assert calls == ["img_004.png", "img_005.png"]
-    assert report["units"] == {"total": 3, "resumed": 2}
+    assert (result.report["units"], result.resumed) == (3, 2)
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in finished.items())
     assert values_by_split(out)["train"] == set(range(6))
     assert not list(out.rglob("*.tmp"))
@@ -157,16 +141,17 @@ def test_changed_settings_replace_stale_outputs(registry: Registry, tmp_path: Pa
     solid_images(tmp_path / "media", range(4))
     sources = [{"type": "image_folder", "root": str(tmp_path / "media")}]
     prepare(data_spec(registry, tmp_path / "out", sources, resolutions=[[16, 16]]), registry, progress=False)
-    report = prepare(data_spec(registry, tmp_path / "out", sources, resolutions=[[8, 8]]), registry, progress=False)
-    assert report["units"]["resumed"] == 0
+    result = prepare(data_spec(registry, tmp_path / "out", sources, resolutions=[[8, 8]]), registry, progress=False)
+    assert result.resumed == 0
     assert {p.name for p in (tmp_path / "out").glob("*/*") if p.is_dir()} == {"image-8x8"}
 
 
 def test_embedded_media_prepares_real_media_quickly(registry: Registry, tmp_path: Path) -> None:
     data = data_spec(registry, tmp_path / "out", [{"type": "embedded_media", "images": ["astronaut", "chelsea"],
                      "max_clips_per_video": 2}], resolutions=[[32, 32]], split_unit="clip", val_fraction=0.3)  # fmt: skip
-    report = prepare(data, registry, progress=False)
-    assert report["skipped"] == [] and report["seconds"] < 20
+    result = prepare(data, registry, progress=False)
+    report = result.report
+    assert report["skipped"] == [] and result.seconds < 20
     assert sum(report["splits"][split]["video"] for split in ("train", "val")) == 6
     index = PreparedIndex.load(tmp_path / "out")
     assert index.classes == ["astronaut", "bigbuckbunny", "bikes", "carphone_pristine", "chelsea"]

@@ -20,10 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    report = prepare(spec.data, get_registry(), args.spec, args.workers, not args.no_progress, args.report)
+    result = prepare(spec.data, get_registry(), args.spec, args.workers, not args.no_progress, args.report)
+    report = result.report
     splits = ", ".join(f"{split}: {c['image']} images, {c['video']} clips" for split, c in report["splits"].items())
     print(f"prepared {spec.data.prepared_dir} ({splits}; {len(report['skipped'])} skipped, "
-          f"{report['bytes'] / 2**20:.1f} MiB, {report['seconds']:.1f} s)")  # fmt: skip
+          f"{report['bytes'] / 2**20:.1f} MiB, {result.resumed} of {report['units']} units reused, "
+          f"{result.seconds:.1f} s)")  # fmt: skip
     for warning in report["warnings"]:
         print(f"warning: {warning}")
     return 0

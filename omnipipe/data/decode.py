@@ -9,9 +9,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
-from omnipipe.data.errors import DecodeError
+from omnipipe.data.errors import DecodeError, PartialDecodeError
 from omnipipe.data.media import ClipSampling
 
 HW = tuple[int, int]  # (height, width)
@@ -41,15 +41,41 @@ def cover_crop(frame: np.ndarray, target: HW) -> np.ndarray:
 
 
 def read_image(path: Path, fit: HW) -> np.ndarray:
-    """An image as a one-frame clip (1, H, W, 3), decoded at no less than what covers ``fit``."""
+    """An image as a one-frame clip (1, H, W, 3), decoded at no less than what covers ``fit``.
+
+    EXIF orientation is applied; high-bit-depth greyscale is scaled to 8 bits (see ``rgb_frame``).
+    """
     try:
         with Image.open(path) as image:
             image.draft("RGB", (fit[1], fit[0]))  # JPEG: decode at a reduced scale; a no-op otherwise
-            rgb = image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DecodeError(f"unreadable image: {error}") from None
-    frame = np.asarray(rgb)
+            frame = rgb_frame(ImageOps.exif_transpose(image))
+    except DecodeError:
+        raise
+    except Exception as error:  # noqa: BLE001 - Pillow fails on odd files in many ways; each means "unreadable"
+        raise DecodeError(f"unreadable image: {str(error).strip() or type(error).__name__}") from None
     return cover_crop(frame, shrink_size(*frame.shape[:2], fit))[None]
+
+
+def rgb_frame(image: Image.Image) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of a Pillow image of any mode.
+
+    Pillow's own RGB conversion clips 16-bit greyscale (modes ``I;16*``, ``I``) at 255, which turns a
+    photograph almost white; those are scaled by 255/65535 here, floats (mode ``F``) by 255 when they
+    lie in [0, 1]. Other values ranges cannot be mapped without guessing: DecodeError.
+    """
+    if image.mode.startswith("I"):
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise DecodeError(f"{image.mode} image with values outside 0..65535")
+        grey = ((values * 255 + 32767) // 65535).astype(np.uint8)
+    elif image.mode == "F":
+        values = np.asarray(image)
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+            raise DecodeError("floating-point image with values outside [0, 1]")
+        grey = np.round(values * 255).astype(np.uint8)
+    else:
+        return np.asarray(image.convert("RGB"))
+    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def _resampled(container: av.container.InputContainer, fps: float) -> Iterator[av.VideoFrame]:
@@ -75,7 +101,8 @@ def _resampled(container: av.container.InputContainer, fps: float) -> Iterator[a
 def read_video_clips(path: Path, sampling: ClipSampling, fit: HW, max_clips: int | None = None) -> list[np.ndarray]:
     """Clips (T, h, w, 3) of a video resampled to ``sampling.fps``; frames are shrunk to cover ``fit``.
 
-    Decoding stops once ``max_clips`` clips are cut, so long videos cost only what is used.
+    Decoding stops once ``max_clips`` clips are cut, so long videos cost only what is used. A video
+    damaged part-way raises PartialDecodeError carrying the clips decoded before the damage.
     """
     clips: list[np.ndarray] = []
     window: deque[np.ndarray] = deque(maxlen=sampling.frames)
@@ -97,8 +124,13 @@ def read_video_clips(path: Path, sampling: ClipSampling, fit: HW, max_clips: int
                     clips.append(np.stack(window))
                     if max_clips is not None and len(clips) >= max_clips:
                         return clips
-    except (av.FFmpegError, OSError, ValueError) as error:
-        raise DecodeError(f"undecodable video: {error}") from None
+    except DecodeError:
+        raise
+    except Exception as error:  # noqa: BLE001 - FFmpeg and PyAV fail on damaged files in many ways
+        reason = str(error).strip() or type(error).__name__
+        if clips:
+            raise PartialDecodeError(f"damaged after {resampled} frames ({len(clips)} clips kept): {reason}", clips) from None
+        raise DecodeError(f"undecodable video: {reason}") from None
     if not clips:
         raise DecodeError(
             f"shorter than one clip: {resampled} frames at {sampling.fps:g} fps, a clip needs {sampling.frames}"

@@ -24,3 +24,11 @@ class MissingSourceError(DataError):
 
 class DecodeError(Exception):
     """A media file that cannot be decoded; the message is the reason recorded in the report."""
+
+
+class PartialDecodeError(DecodeError):
+    """A video damaged part-way through: ``clips`` holds the clips decoded before the damage."""
+
+    def __init__(self, message: str, clips: list) -> None:
+        super().__init__(message)
+        self.clips = clips

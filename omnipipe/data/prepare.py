@@ -1,13 +1,17 @@
 """``omnipipe prepare``: scan sources, decode, cut clips, resize, split, write shards and the report.
 
-Work is done in units (``files_per_shard`` files of one source). A finished unit leaves its shards and
-then ``units/<id>.json``; a re-run reuses every unit whose manifest matches its fingerprint, so an
-interrupted prepare finishes the job without redoing or losing what was done.
+Work is done in units (``files_per_shard`` files of one source). A unit first claims the shards it may
+write in ``units/<id>.json``, writes them, then rewrites that manifest with what it wrote; a re-run
+reuses every unit whose manifest matches its fingerprint (settings, source, the files' contents), so an
+interrupted prepare finishes the job without redoing or losing what was done. What ``prepare`` may
+delete is decided in ``omnipipe.data.ownership``; nothing machine-local (mtimes, absolute paths,
+timings) enters the folder, so two machines prepare byte-identical data.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -19,10 +23,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from omnipipe.atomic import TMP_SUFFIX, write_json, write_npy
+from omnipipe.atomic import write_json, write_npy
 from omnipipe.data.decode import HW, cover_crop
-from omnipipe.data.errors import DataError, DecodeError, MissingSourceError
+from omnipipe.data.errors import DataError, DecodeError, MissingSourceError, PartialDecodeError
+from omnipipe.data.extent import extent_problem
+from omnipipe.data.file_checks import file_digest, unusable_reason
 from omnipipe.data.media import ClipSampling, MediaItem
+from omnipipe.data.ownership import PreparedFolder
 from omnipipe.data.report import build_index, build_report
 from omnipipe.data.shards import FORMAT, INDEX_FILE, REPORT_FILE, UNITS_DIR, shard_path, stored_resolution
 from omnipipe.data.source import MediaSource
@@ -40,6 +47,8 @@ class Settings:
     stored: tuple[HW, ...]
     val_fraction: float
     split_unit: str
+    max_upscale: float
+    max_aspect_ratio: float
 
     @classmethod
     def of(cls, data: DataSpec) -> Settings:
@@ -50,6 +59,8 @@ class Settings:
             tuple(stored_resolution(r, data.crop_margin) for r in resolutions),
             data.val_fraction,
             data.split_unit,
+            data.max_upscale,
+            data.max_aspect_ratio,
         )
 
     @property
@@ -60,24 +71,20 @@ class Settings:
 
 @dataclass(frozen=True)
 class Unit:
-    """A unit of work: up to ``files_per_shard`` consecutive items of one source."""
+    """A unit of work: up to ``files_per_shard`` consecutive items of one source.
+
+    ``plan`` fingerprints everything but the files' bytes (settings, source params, item keys, kinds,
+    labels); the files' contents are fingerprinted by ``content_digest`` only when a manifest's plan matches.
+    """
 
     id: str
     source: int
     items: tuple[MediaItem, ...]
-    fingerprint: str
-
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
+    plan: str
 
 
 def plan_units(data: DataSpec, listed: list[list[MediaItem]], settings: Settings) -> list[Unit]:
-    """Cut each source's items into units; a fingerprint covers settings, source params and file states."""
+    """Cut each source's items into units of ``files_per_shard`` items."""
     units = []
     for number, (spec, items) in enumerate(zip(data.sources, listed)):
         for start in range(0, len(items), data.files_per_shard):
@@ -86,42 +93,69 @@ def plan_units(data: DataSpec, listed: list[list[MediaItem]], settings: Settings
                 "format": FORMAT,
                 "settings": repr(settings),
                 "source": spec.model_dump(mode="json"),
-                "items": [(i.key, i.kind, i.label, i.max_clips, _file_state(i.path)) for i in chunk],
+                "items": [(i.key, i.kind, i.label, i.max_clips) for i in chunk],
             }
-            digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
-            units.append(Unit(f"s{number:02d}-u{start // data.files_per_shard:05d}", number, chunk, digest))
+            units.append(Unit(f"s{number:02d}-u{start // data.files_per_shard:05d}", number, chunk, _sha256(content)))
     return units
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def content_digest(unit: Unit) -> str:
+    """A fingerprint of the bytes of the unit's files (missing or unreadable files count as such)."""
+    return _sha256([(item.key, file_digest(item.path)) for item in unit.items])
 
 
 def _skip_reason(item: MediaItem) -> str | None:
     """Why ``item`` cannot be used before decoding it, if that is already clear."""
     if item.kind is None:
         return f"unsupported extension '{item.path.suffix or '(none)'}'"
-    state = _file_state(item.path)
-    if state is None:
-        return "file not found"
-    return "empty file (0 bytes)" if state[0] == 0 else None
+    return unusable_reason(item.path)
+
+
+def _decode(source: MediaSource, item: MediaItem, settings: Settings) -> tuple[list[np.ndarray], str | None]:
+    """The item's clips and, when some or all of it is unusable, why (in words without machine-local paths)."""
+    reason = _skip_reason(item)
+    clips: list[np.ndarray] = []
+    if reason is None:
+        try:
+            clips = source.clips(item, settings.sampling, settings.fit)
+        except PartialDecodeError as error:
+            clips, reason = error.clips, str(error)
+        except DecodeError as error:
+            reason = str(error)
+        except Exception as error:  # noqa: BLE001 - one odd file must not end a long prepare; it is reported
+            reason = f"unexpected {type(error).__name__}: {error}"
+    if clips:
+        height, width = clips[0].shape[1:3]
+        problem = extent_problem(height, width, settings.fit, settings.max_upscale, settings.max_aspect_ratio)
+        if problem is not None:
+            clips, reason = [], problem
+    return clips, None if reason is None else reason.replace(str(item.path), item.key)
+
+
+def claimed_shards(unit: Unit, settings: Settings) -> list[str]:
+    """Every shard path the unit may write (listed in its manifest before it writes any)."""
+    kinds = sorted({item.kind for item in unit.items if item.kind is not None})
+    return [shard_path(s, k, r, unit.id) for s in SPLITS for k in kinds for r in settings.resolutions]
 
 
 def run_unit(
     source: MediaSource, unit: Unit, settings: Settings, out: Path, on_item: Callable[[], None] = lambda: None
 ) -> dict[str, Any]:
-    """Decode a unit's items, write its shards, then its manifest (what a re-run trusts); return the manifest."""
+    """Claim the unit's shards, decode its items, write its shards, then its manifest; return the manifest."""
+    manifest_path = out / UNITS_DIR / f"{unit.id}.json"
+    write_json(manifest_path, {"plan": unit.plan, "content": None, "shards": [{"path": p} for p in claimed_shards(unit, settings)]})
+    content = content_digest(unit)
     frames: dict[tuple[str, str, int], list[np.ndarray]] = defaultdict(list)
     labels: dict[tuple[str, str], list[str | None]] = defaultdict(list)
     skipped = []
     for item in unit.items:
-        reason = _skip_reason(item)
-        clips: list[np.ndarray] = []
-        if reason is None:
-            try:
-                clips = source.clips(item, settings.sampling, settings.fit)
-            except DecodeError as error:
-                reason = str(error)
-            except Exception as error:  # noqa: BLE001 - one odd file must not end a long prepare; it is reported
-                reason = f"unexpected {type(error).__name__}: {error}"
+        clips, reason = _decode(source, item, settings)
         if reason is not None:
-            skipped.append({"path": item.key, "reason": reason})
+            skipped.append({"path": item.key, "reason": reason, **({"clips_kept": len(clips)} if clips else {})})
         for number, clip in enumerate(clips):
             split = split_of(item.key if settings.split_unit == "file" else f"{item.key}#{number}", settings.val_fraction)
             labels[(split, item.kind)].append(item.label)
@@ -137,35 +171,21 @@ def run_unit(
             "path": path, "count": len(clips), "labels": labels[(split, kind)],
             "bytes": (out / path).stat().st_size,
         })  # fmt: skip
-    manifest = {"fingerprint": unit.fingerprint, "source": unit.source, "files": len(unit.items),
+    manifest = {"plan": unit.plan, "content": content, "source": unit.source, "files": len(unit.items),
                 "skipped": skipped, "shards": shards}  # fmt: skip
-    write_json(out / UNITS_DIR / f"{unit.id}.json", manifest)
+    write_json(manifest_path, manifest)
     return manifest
 
 
-def _finished(out: Path, unit: Unit) -> dict[str, Any] | None:
-    """The unit's manifest when it was finished with the same fingerprint and its shards are all there."""
-    try:
-        manifest = json.loads((out / UNITS_DIR / f"{unit.id}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if manifest.get("fingerprint") != unit.fingerprint:
-        return None
-    return manifest if all((out / shard["path"]).is_file() for shard in manifest["shards"]) else None
-
-
-def _sweep(out: Path, manifests: list[dict[str, Any]], units: list[Unit]) -> None:
-    """Remove what no current unit owns (stale shards and manifests, temporary files) from our sub-folders."""
-    keep = {out / shard["path"] for manifest in manifests for shard in manifest["shards"]}
-    keep |= {out / UNITS_DIR / f"{unit.id}.json" for unit in units}
-    for folder in [*(out / split for split in SPLITS), out / UNITS_DIR]:
-        for path in sorted(folder.rglob("*"), reverse=True):
-            if path.is_file() and path not in keep:
-                path.unlink()
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    for path in out.glob(f"*{TMP_SUFFIX}"):
-        path.unlink()
+def _finished(out: Path, unit: Unit, manifest: dict[str, Any] | None) -> bool:
+    """Whether ``manifest`` records the unit finished with the same plan and file contents, its shards intact."""
+    if manifest is None or manifest.get("plan") != unit.plan or manifest.get("content") is None:
+        return False
+    intact = all(
+        (out / shard["path"]).is_file() and (out / shard["path"]).stat().st_size == shard.get("bytes")
+        for shard in manifest["shards"]
+    )
+    return intact and manifest["content"] == content_digest(unit)
 
 
 def scan_sources(data: DataSpec, registry: Registry, spec_path: str | None = None) -> list[tuple[MediaSource, list[MediaItem]]]:
@@ -181,6 +201,28 @@ def scan_sources(data: DataSpec, registry: Registry, spec_path: str | None = Non
     return listed
 
 
+def _reads_own_output(data: DataSpec, listed: list[tuple[MediaSource, list[MediaItem]]], spec_path: str | None) -> None:
+    """Refuse sources that list files inside the prepared folder: prepare would read its own output."""
+    out = os.path.abspath(data.prepared_dir) + os.sep
+    for number, (_, items) in enumerate(listed):
+        inside = next((item for item in items if os.path.abspath(item.path).startswith(out)), None)
+        if inside is not None:
+            where = f"{spec_path}: " if spec_path else ""
+            raise DataError(
+                f"{where}data.sources[{number}] lists {inside.key}, inside data.prepared_dir {data.prepared_dir}: "
+                "prepare would read its own output; keep the prepared folder outside the sources"
+            )
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """The report (as written) and how this run went: units reused from an earlier run, seconds taken."""
+
+    report: dict[str, Any]
+    resumed: int
+    seconds: float
+
+
 def prepare(
     data: DataSpec,
     registry: Registry,
@@ -188,35 +230,45 @@ def prepare(
     workers: int = 1,
     progress: bool = True,
     report_path: str | Path | None = None,
-) -> dict[str, Any]:
-    """Prepare ``data`` under ``data.prepared_dir``; returns the report, also written to ``report_path``
+) -> PrepareResult:
+    """Prepare ``data`` under ``data.prepared_dir``; the report is also written to ``report_path``
     (default: ``<prepared_dir>/prepare_report.json``)."""
     began = time.perf_counter()
     out = Path(data.prepared_dir)
     settings = Settings.of(data)
     listed = scan_sources(data, registry, spec_path)
+    _reads_own_output(data, listed, spec_path)
+    folder = PreparedFolder(out)
+    folder.claim(f"{spec_path}: data.prepared_dir" if spec_path else "data.prepared_dir")
     units = plan_units(data, [items for _, items in listed], settings)
-    manifests: dict[str, dict[str, Any]] = {}
-    for unit in units:
-        finished = _finished(out, unit)
-        if finished is not None:
-            manifests[unit.id] = finished
+    found = folder.manifests()
+    manifests = {unit.id: found[unit.id] for unit in units if _finished(out, unit, found.get(unit.id))}
+    for unit_id, manifest in found.items():
+        if unit_id not in manifests:
+            folder.remove_unit(unit_id, manifest)  # stale, unfinished or no longer planned
+    folder.remove_temporaries()
     resumed = len(manifests)
     pending = [unit for unit in units if unit.id not in manifests]
     with tqdm(total=sum(len(u.items) for u in pending), unit="file", desc="prepare", disable=not progress) as bar:
         if workers > 1 and len(pending) > 1:
             with ProcessPoolExecutor(min(workers, len(pending))) as pool:
                 futures = {pool.submit(run_unit, listed[u.source][0], u, settings, out): u for u in pending}
-                for future in as_completed(futures):
-                    manifests[futures[future].id] = future.result()
-                    bar.update(len(futures[future].items))
+                try:
+                    for future in as_completed(futures):
+                        manifests[futures[future].id] = future.result()
+                        bar.update(len(futures[future].items))
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # a full disk fails every unit: stop, keep what finished
+                    raise
         else:
             for unit in pending:
                 manifests[unit.id] = run_unit(listed[unit.source][0], unit, settings, out, lambda: bar.update(1))
     ordered = [manifests[unit.id] for unit in units]
-    _sweep(out, ordered, units)
+    folder.remove_empty_folders()
     index = build_index(ordered, settings.sampling)
     write_json(out / INDEX_FILE, index)
-    report = build_report(data, ordered, len(index["classes"]), resumed, time.perf_counter() - began)
+    ours = {shard["path"] for manifest in ordered for shard in manifest["shards"]}
+    ours |= {f"{UNITS_DIR}/{unit.id}.json" for unit in units}
+    report = build_report(data, ordered, len(index["classes"]), folder.foreign_files(ours))
     write_json(Path(report_path) if report_path is not None else out / REPORT_FILE, report)
-    return report
+    return PrepareResult(report, resumed, time.perf_counter() - began)

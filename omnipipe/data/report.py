@@ -38,10 +38,12 @@ def _clip_counts(manifests: list[dict[str, Any]], resolution: tuple[int, int]) -
     return counts
 
 
-def build_report(
-    data: DataSpec, manifests: list[dict[str, Any]], classes: int, resumed: int, seconds: float
-) -> dict[str, Any]:
-    """Counts per source and split, skipped files with reasons, bytes written, seconds taken."""
+def build_report(data: DataSpec, manifests: list[dict[str, Any]], classes: int, foreign: list[str]) -> dict[str, Any]:
+    """Counts per source and split, skipped files with reasons, bytes written, files prepare did not write.
+
+    Nothing about the run itself (seconds, resumed units) goes in: the report is a DVC output, identical
+    on every machine for the same inputs.
+    """
     first = tuple(data.resolutions[0])
     sources, skipped = [], []
     for number, spec in enumerate(data.sources):
@@ -54,13 +56,15 @@ def build_report(
     splits = _clip_counts(manifests, first)
     present = [kind for kind in KINDS if any(splits[split][kind] for split in SPLITS)]
     warnings = [f"the {split} split has no {kind} clips" for split in SPLITS for kind in present if not splits[split][kind]]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        warnings.append(f"{len(foreign)} files in {data.prepared_dir} were not written by prepare and are left in place: {shown}")
     return {
         "sources": sources,
         "splits": splits,
         "classes": classes,
         "skipped": skipped,
         "bytes": sum(shard["bytes"] for m in manifests for shard in m["shards"]),
-        "seconds": round(seconds, 3),
-        "units": {"total": len(manifests), "resumed": resumed},
+        "units": len(manifests),
         "warnings": warnings,
     }

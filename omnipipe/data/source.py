@@ -33,7 +33,8 @@ class MediaSource(ABC):
         """The items of this source, in a stable order."""
 
     def clips(self, item: MediaItem, sampling: ClipSampling, fit: HW) -> list[np.ndarray]:
-        """uint8 clips (T, H, W, 3) of ``item``, at least as large as what covers ``fit``; raises DecodeError."""
+        """uint8 clips (T, H, W, 3) of ``item``, at least as large as what covers ``fit`` when the media is;
+        raises DecodeError (PartialDecodeError, with the clips decoded so far, for a video damaged part-way)."""
         if item.kind == "image":
             return [read_image(item.path, fit)]
         return read_video_clips(item.path, sampling, fit, item.max_clips)

@@ -35,4 +35,11 @@ class DataSpec(StrictModel):
         default="file", description="what the split hashes: whole files (no leakage) or single clips (tiny data)"
     )
     files_per_shard: PositiveInt = Field(default=256, description="input files per unit of work and shard")
+    max_upscale: float = Field(
+        default=4.0, ge=1, allow_inf_nan=False,
+        description="skip media that must be enlarged more than this to cover the largest resolution",
+    )  # fmt: skip
+    max_aspect_ratio: float = Field(
+        default=4.0, ge=1, allow_inf_nan=False, description="skip media whose longer side exceeds this many shorter sides"
+    )
     mix: MixSpec = Field(default_factory=MixSpec)
