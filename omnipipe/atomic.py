@@ -9,6 +9,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from omnipipe.storage import storage_errors
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -22,18 +24,22 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary sibling, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``path`` through ``write(file)`` into a temporary sibling, fsync it, then rename it over ``path``.
+
+    A full disk or a read-only folder raises StorageError naming ``path``; no temporary file is left.
+    """
     tmp = path.with_name(f"{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(path.parent)
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:

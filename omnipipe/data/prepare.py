@@ -36,6 +36,7 @@ from omnipipe.data.source import MediaSource
 from omnipipe.data.split import SPLITS, split_of
 from omnipipe.registry import Registry
 from omnipipe.spec.data import DataSpec
+from omnipipe.storage import storage_errors
 
 
 @dataclass(frozen=True)
@@ -243,10 +244,11 @@ def prepare(
     units = plan_units(data, [items for _, items in listed], settings)
     found = folder.manifests()
     manifests = {unit.id: found[unit.id] for unit in units if _finished(out, unit, found.get(unit.id))}
-    for unit_id, manifest in found.items():
-        if unit_id not in manifests:
-            folder.remove_unit(unit_id, manifest)  # stale, unfinished or no longer planned
-    folder.remove_temporaries()
+    with storage_errors(out):
+        for unit_id, manifest in found.items():
+            if unit_id not in manifests:
+                folder.remove_unit(unit_id, manifest)  # stale, unfinished or no longer planned
+        folder.remove_temporaries()
     resumed = len(manifests)
     pending = [unit for unit in units if unit.id not in manifests]
     with tqdm(total=sum(len(u.items) for u in pending), unit="file", desc="prepare", disable=not progress) as bar:
@@ -264,7 +266,8 @@ def prepare(
             for unit in pending:
                 manifests[unit.id] = run_unit(listed[unit.source][0], unit, settings, out, lambda: bar.update(1))
     ordered = [manifests[unit.id] for unit in units]
-    folder.remove_empty_folders()
+    with storage_errors(out):
+        folder.remove_empty_folders()
     index = build_index(ordered, settings.sampling)
     write_json(out / INDEX_FILE, index)
     ours = {shard["path"] for manifest in ordered for shard in manifest["shards"]}
