@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,31 @@ def test_prepare_command_with_two_workers(
     assert capsys.readouterr().out.startswith(f"prepared {tmp_path / 'out'} (train: 6 images, 0 clips, val: 0 images")
     assert json.loads((tmp_path / "report.json").read_text())["splits"]["train"]["image"] == 6
     assert PreparedIndex.load(tmp_path / "out").pools[("train", "image", (16, 16))].labels.tolist() == [0] * 3 + [1] * 3
+
+
+def test_prepared_files_are_byte_identical_across_locations_and_mtimes(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What DVC hashes (the prepared folder, the report) holds nothing machine-local: no mtimes, no
+    absolute paths, no timings — as on two clones of the project in different places."""
+    hashes = []
+    for number, clone in enumerate(("clone-a", "deeper/clone-b")):
+        project = tmp_path / clone
+        write_video(project / "media/run/a.mp4", moving_shapes(24, 32, 32, seed=0), fps=24)
+        solid_images(project / "media/still", range(0, 60, 20))
+        (project / "media/still/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # its reason names the file
+        (project / "media/still/notes.txt").write_text("not media")
+        for path in (project / "media").rglob("*"):
+            os.utime(path, ns=(10**18 * (number + 1), 10**18 * (number + 1)))
+        monkeypatch.chdir(project)
+        data = data_spec(registry, Path("data/prepared"), [{"type": "image_folder", "root": "media/still"},
+                         {"type": "video_folder", "root": "media/run"}], val_fraction=0.5)  # fmt: skip
+        result = prepare(data, registry, progress=False, report_path="outputs/prepare_report.json")
+        assert [entry["path"] for entry in result.report["skipped"]] == ["broken.png", "notes.txt"]
+        assert "broken.png" in result.report["skipped"][0]["reason"]  # Pillow names the file: made relative
+        hashes.append({path: digest for root in ("data/prepared", "outputs") for path, digest in _hashes(project / root).items()})
+    assert hashes[0] == hashes[1] and len(hashes[0]) >= 7
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
