@@ -8,10 +8,11 @@ import pytest
 from PIL import Image
 
 from omnipipe.data.decode import cover_crop, read_image, read_video_clips
-from omnipipe.data.errors import DecodeError
+from omnipipe.data.errors import DecodeError, PartialDecodeError
 from omnipipe.data.media import ClipSampling
 from omnipipe.data.encode import write_video
 from omnipipe.data.shapes import moving_shapes
+from odd_media import png16
 
 
 def counter_video(path: Path, frames: int, fps: int) -> Path:
@@ -72,3 +73,29 @@ def test_images_become_rgb_one_frame_clips(tmp_path: Path) -> None:
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(DecodeError, match="unreadable image"):
         read_image(tmp_path / "broken.jpg", fit=(20, 20))
+
+
+def test_16_bit_greyscale_and_rgb_pngs_keep_their_values(tmp_path: Path) -> None:
+    """Pillow's own conversion clips 16-bit greyscale at 255 (almost all white): values must be scaled."""
+    grey = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)
+    rgb = np.stack([grey, grey // 2, 65535 - grey], -1)
+    (tmp_path / "grey.png").write_bytes(png16(grey))
+    (tmp_path / "rgb.png").write_bytes(png16(rgb))
+    read_grey = read_image(tmp_path / "grey.png", fit=(32, 32))[0].astype(np.float64)
+    read_rgb = read_image(tmp_path / "rgb.png", fit=(32, 32))[0].astype(np.float64)
+    assert read_grey.shape == read_rgb.shape == (32, 32, 3)
+    np.testing.assert_allclose(read_grey, np.repeat(grey[:, :, None] / 257, 3, -1), atol=0.5)
+    np.testing.assert_allclose(read_rgb, rgb / 257, atol=1)  # Pillow keeps the high byte of 48-bit RGB
+
+
+def test_video_damaged_in_the_middle_keeps_its_first_clips(tmp_path: Path) -> None:
+    whole = counter_video(tmp_path / "whole.mp4", frames=96, fps=24).read_bytes()
+    middle = len(whole) // 2
+    (tmp_path / "damaged.mp4").write_bytes(whole[: middle - 200] + bytes(400) + whole[middle + 200 :])
+    sampling = ClipSampling(fps=8, frames=3, stride=3)
+    with pytest.raises(PartialDecodeError, match=r"damaged after \d+ frames \(\d+ clips kept\)") as caught:
+        read_video_clips(tmp_path / "damaged.mp4", sampling, fit=(16, 16))
+    intact = read_video_clips(tmp_path / "whole.mp4", sampling, fit=(16, 16))
+    kept = caught.value.clips
+    assert 1 <= len(kept) < len(intact)
+    assert [frame_indices(c) for c in kept] == [frame_indices(c) for c in intact[: len(kept)]]

@@ -1,6 +1,8 @@
 """Folder sources: ``image_folder`` and ``video_folder``; class labels from the first sub-folder."""
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field
@@ -14,24 +16,47 @@ from omnipipe.spec.base import PositiveInt
 def scan_folder(
     root: str, kinds: tuple[MediaKind, ...], labels: bool, max_files: int | None, max_clips: int | None = None
 ) -> list[MediaItem]:
-    """Every non-hidden file under ``root`` (sorted); files of other kinds are listed as unsupported."""
+    """Every non-hidden file under ``root``, sorted; symlinked folders are followed, each folder once.
+
+    Files of other kinds, dangling symlinks, symlink loops and a symlink back to a folder already
+    scanned are listed too, so that the report can say why they were skipped.
+    """
     base = Path(root)
     if not base.is_dir():
         raise MissingSourceError("root", root)
     items = []
     media = 0
-    for path in sorted(base.rglob("*")):
+    for path, problem in sorted(_walk(base), key=lambda found: found[0].relative_to(base).parts):
         relative = path.relative_to(base)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        kind = media_kind(path, kinds)
+        kind = media_kind(path, kinds) if problem is None else None
         if kind is not None:
             if max_files is not None and media >= max_files:
                 continue
             media += 1
         label = relative.parts[0] if labels and len(relative.parts) > 1 else None
-        items.append(MediaItem(relative.as_posix(), path, kind, label, max_clips))
+        items.append(MediaItem(relative.as_posix(), path, kind, label, max_clips, problem))
     return items
+
+
+def _walk(base: Path) -> Iterator[tuple[Path, str | None]]:
+    """Non-folder entries under ``base`` (hidden ones pruned) and folder symlinks that loop, with why."""
+    seen: set[tuple[int, int]] = set()
+    pending = [base]
+    while pending:
+        folder = pending.pop()
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            yield folder, "symlink to a folder that is already scanned (a loop or a duplicate)"
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():  # follows symlinks
+                    pending.append(Path(entry.path))
+                else:
+                    yield Path(entry.path), None
 
 
 class FolderParams(SourceParams):

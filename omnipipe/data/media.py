@@ -27,7 +27,8 @@ class MediaItem:
 
     ``key`` identifies it within the source (a relative path): it decides the train/val split, so it
     must not change when other files are added. ``kind`` is None for an unsupported file, which is
-    reported as skipped. ``label`` is a class name or None.
+    reported as skipped. ``label`` is a class name or None. ``problem`` says why the source already
+    knows the item cannot be used (it is then skipped with that reason).
     """
 
     key: str
@@ -35,6 +36,7 @@ class MediaItem:
     kind: MediaKind | None
     label: str | None = None
     max_clips: int | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def plan_units(data: DataSpec, listed: list[list[MediaItem]], settings: Settings
                 "format": FORMAT,
                 "settings": repr(settings),
                 "source": spec.model_dump(mode="json"),
-                "items": [(i.key, i.kind, i.label, i.max_clips) for i in chunk],
+                "items": [(i.key, i.kind, i.label, i.max_clips, i.problem) for i in chunk],
             }
             units.append(Unit(f"s{number:02d}-u{start // data.files_per_shard:05d}", number, chunk, _sha256(content)))
     return units
@@ -111,6 +111,8 @@ def content_digest(unit: Unit) -> str:
 
 def _skip_reason(item: MediaItem) -> str | None:
     """Why ``item`` cannot be used before decoding it, if that is already clear."""
+    if item.problem is not None:
+        return item.problem
     if item.kind is None:
         return f"unsupported extension '{item.path.suffix or '(none)'}'"
     return unusable_reason(item.path)
