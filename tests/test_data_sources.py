@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
 
 from omnipipe.data.components import register
 from omnipipe.data.errors import DataError, MissingSourceError
+from omnipipe.data.file_checks import unusable_reason
 from omnipipe.data.prepare import scan_sources
 from omnipipe.registry import Registry
 from omnipipe.spec.data import DataSpec
@@ -74,6 +76,15 @@ def test_malformed_manifest_row_names_the_line(registry: Registry, tmp_path: Pat
     (tmp_path / "bad.csv").write_text("a.png,x,y\n")
     with pytest.raises(DataError, match=r"bad.csv:1: expected 'path' or 'path,label'"):
         build(registry, {"type": "manifest", "path": str(tmp_path / "bad.csv")}).scan()
+    (tmp_path / "deep.jsonl").write_text('{"path": "a.png"}\n' + "[" * 100_000 + "\n")
+    with pytest.raises(DataError, match=r"deep.jsonl:2: expected a JSON object"):
+        build(registry, {"type": "manifest", "path": str(tmp_path / "deep.jsonl")}).scan()
+    (tmp_path / "huge.csv").write_text("a.png\n" + "x" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"huge.csv:2: unreadable CSV row \(field larger than field limit"):
+        build(registry, {"type": "manifest", "path": str(tmp_path / "huge.csv")}).scan()
+    (tmp_path / "binary.csv").write_bytes(b"a.png\n\xff\xfe\x00")
+    with pytest.raises(DataError, match=r"binary.csv: not a UTF-8 text file \(byte 6\)"):
+        build(registry, {"type": "manifest", "path": str(tmp_path / "binary.csv")}).scan()
 
 
 def test_embedded_media_finds_the_real_files_through_importlib(registry: Registry) -> None:
@@ -103,3 +114,45 @@ def test_missing_folder_names_the_spec_key(registry: Registry, tmp_path: Path) -
     with pytest.raises(DataError) as caught:
         scan_sources(data, registry, "pipelines/x.yaml")
     assert str(caught.value) == f"pipelines/x.yaml: data.sources[1].root: folder not found: {tmp_path / 'ucf101'}"
+
+
+def test_folder_scan_lists_broken_links_and_follows_linked_folders_once(registry: Registry, tmp_path: Path) -> None:
+    """Dangling symlinks, symlink loops and pipes are listed (the report says why); linked folders are scanned once."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    for name in ("cat/a.png", "cat/b.png"):
+        touch(root / name)
+    touch(elsewhere / "d.png")
+    os.symlink(elsewhere, root / "dog")  # a class folder that lives on another disk
+    os.symlink("../cat", root / "cat/again")  # a link back to a folder already scanned
+    os.symlink("gone.png", root / "cat/dangling.png")
+    os.symlink("loop.png", root / "cat/loop.png")
+    os.mkfifo(root / "cat/pipe.png")
+    items = build(registry, {"type": "image_folder", "root": str(root)}).scan()
+    assert [(i.key, i.kind, i.label, i.problem) for i in items] == [
+        ("cat/a.png", "image", "cat", None),
+        ("cat/again", None, "cat", "symlink to a folder that is already scanned (a loop or a duplicate)"),
+        ("cat/b.png", "image", "cat", None),
+        ("cat/dangling.png", "image", "cat", None),
+        ("cat/loop.png", "image", "cat", None),
+        ("cat/pipe.png", "image", "cat", None),
+        ("dog/d.png", "image", "dog", None),
+    ]
+    reasons = {i.key: unusable_reason(i.path) for i in items if i.problem is None}
+    assert reasons == {"cat/a.png": "empty file (0 bytes)", "cat/b.png": "empty file (0 bytes)",
+                       "cat/dangling.png": "dangling symlink (its target gone.png does not exist)",
+                       "cat/loop.png": "symlink loop", "cat/pipe.png": "not a regular file (a pipe, socket or device)",
+                       "dog/d.png": "empty file (0 bytes)"}  # fmt: skip
+
+
+def test_manifest_rows_outside_root_are_refused_unless_allowed(registry: Registry, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for name in ("root/in.png", "root/sub/in2.png", "outside.png", "elsewhere/linked.png"):
+        touch(tmp_path / name)
+    os.symlink(tmp_path / "elsewhere", root / "link")  # placed inside root by its owner: followed
+    rows = ["in.png", "sub/../sub/in2.png", "../outside.png", str(tmp_path / "outside.png"), "link/linked.png", "sub/../../outside.png"]
+    (tmp_path / "list.csv").write_text("".join(f"{row}\n" for row in rows))
+    entry = {"type": "manifest", "path": str(tmp_path / "list.csv"), "root": str(root)}
+    refused = f"outside the manifest's root {root} (set allow_outside_root: true to read it)"
+    assert [i.problem for i in build(registry, entry).scan()] == [None, None, refused, refused, None, refused]
+    allowed = build(registry, {**entry, "allow_outside_root": True}).scan()
+    assert [i.problem for i in allowed] == [None] * 6 and all(i.path.is_file() for i in allowed)

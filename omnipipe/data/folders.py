@@ -53,10 +53,18 @@ def _walk(base: Path) -> Iterator[tuple[Path, str | None]]:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                if entry.is_dir():  # follows symlinks
+                if _is_folder(entry):
                     pending.append(Path(entry.path))
                 else:
                     yield Path(entry.path), None
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """A folder or a symlink to one; a symlink loop is not (it is listed, and reported)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 class FolderParams(SourceParams):

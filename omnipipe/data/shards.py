@@ -92,8 +92,11 @@ class PreparedIndex:
             index = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise DataError(f"{root / INDEX_FILE}: no prepared data; run `omnipipe prepare --spec SPEC` first") from None
-        if index.get("format") != FORMAT:
-            raise DataError(f"{root / INDEX_FILE}: format {index.get('format')} is not {FORMAT}; prepare again")
+        except (OSError, ValueError, RecursionError) as error:
+            raise DataError(f"{root / INDEX_FILE}: unreadable ({type(error).__name__}); prepare again") from None
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            found = index.get("format") if isinstance(index, dict) else type(index).__name__
+            raise DataError(f"{root / INDEX_FILE}: format {found} is not {FORMAT}; prepare again")
         pools = {}
         for entry in index["pools"]:
             shards = entry["shards"]
