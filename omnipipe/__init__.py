@@ -1,7 +1,7 @@
 """omnipipe: train and evaluate joint image–video tokenizers and the generators on their tokens.
 
 The public API that plugins write against: ``hookimpl``, ``Registry``, ``QuantizerOutput``,
-``Quantizer``, helpers for quantizer authors (``usage_stats``, ``code_usage_stats``,
+``Quantizer``, ``Tokenizer`` (``Tokenizer.from_checkpoint(path)``), helpers for quantizer authors (``usage_stats``, ``code_usage_stats``,
 ``binary_entropy_terms``, ``entropy_group_bits``), ``load_spec``, ``get_registry`` and the error classes.
 """
 from omnipipe.errors import OmnipipeError, PluginError, RegistryError, SpecError
@@ -9,6 +9,7 @@ from omnipipe.hooks import hookimpl
 from omnipipe.nn.binary_entropy import binary_entropy_terms, entropy_group_bits
 from omnipipe.nn.code_stats import code_usage_stats, usage_stats
 from omnipipe.nn.quantizer_output import Quantizer, QuantizerOutput
+from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.plugins import get_registry, load_registry
 from omnipipe.registry import KINDS, Registry
 from omnipipe.spec.experiment import Experiment
@@ -26,6 +27,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "SpecError",
+    "Tokenizer",
     "binary_entropy_terms",
     "code_usage_stats",
     "entropy_group_bits",

@@ -1,12 +1,16 @@
 """The command line: every shipped spec validates; user errors are one line each and exit 2."""
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from omnipipe.cli import main
+import omnipipe
+from omnipipe.cli import build_parser, main
 
 PIPELINES = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
 
@@ -54,3 +58,30 @@ def test_unknown_kind_and_stage_are_one_line_errors(capsys: pytest.CaptureFixtur
         f"omnipipe: error: {PIPELINES[0]}: no stage 'pretrain' in train.stages (image_pretrain, kl_finetune)"
         " — did you mean image_pretrain?\n"
     )
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0 and capsys.readouterr().out == f"omnipipe {omnipipe.__version__}\n"
+
+
+def test_every_sub_command_help_shows_the_defaults() -> None:
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    shown = 0
+    for name, subparser in subparsers.choices.items():
+        text = " ".join(subparser.format_help().split())
+        for action in subparser._actions:
+            if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+                assert f"(default: {action.default})" in text, (name, action.dest)
+                shown += 1
+    assert shown >= 8  # e.g. reconstruct --resolution 256x256, prepare --workers, evaluate --device
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``omnipipe schema | head``: the reader goes away; no BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "omnipipe.cli", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait() == 141 and err == ""

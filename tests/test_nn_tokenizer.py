@@ -1,18 +1,21 @@
 """The assembled tokenizer: causality, any resolution and frame count, bf16, checkpoints, errors."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from pydantic import ValidationError
+from safetensors.torch import save
 
 from omnipipe.errors import OmnipipeError
 from omnipipe.nn.components import register
 from omnipipe.nn.errors import InputShapeError
-from omnipipe.nn.tokenizer import Tokenizer
+from omnipipe.nn.tokenizer import SPEC_KEY, Tokenizer
 from omnipipe.registry import Registry
+from omnipipe.spec.loader import resolve_components
 from omnipipe.spec.model import ModelSpec
 
 
@@ -84,7 +87,20 @@ def test_tokenize_detokenize_equals_forward(registry: Registry) -> None:
     x = pixels(2, 3, 5, 32, 40)
     codes = model.tokenize(x)
     assert codes.dtype == torch.int64 and codes.shape == (2, 2, 4, 5)
-    torch.testing.assert_close(model.detokenize(codes), model(x).reconstruction)
+    torch.testing.assert_close(model.detokenize(codes), model(x).reconstruction.clamp(-1, 1))
+
+
+def test_detokenize_output_is_clamped_to_the_pixel_range(registry: Registry) -> None:
+    model = build(registry)
+    with torch.no_grad():
+        for parameter in model.patchifier.parameters():
+            parameter.mul_(1000)  # a decoder that overshoots, as an undertrained one does
+    x = pixels(1, 3, 5, 16, 16)
+    raw = model(x).reconstruction
+    assert raw.abs().max() > 1
+    decoded = model.detokenize(model.tokenize(x))
+    assert decoded.min() == -1 and decoded.max() == 1
+    torch.testing.assert_close(decoded, raw.clamp(-1, 1), rtol=0, atol=1e-3)
 
 
 def test_kl_tokenizer_gives_continuous_latents(registry: Registry) -> None:
@@ -94,7 +110,7 @@ def test_kl_tokenizer_gives_continuous_latents(registry: Registry) -> None:
     assert latents.shape == (1, 2, 2, 3, 4) and latents.is_floating_point()
     out = model(x)
     assert out.quantizer.codes is None and set(out.quantizer.losses) == {"kl"}
-    torch.testing.assert_close(model.detokenize(latents), out.reconstruction)
+    torch.testing.assert_close(model.detokenize(latents), out.reconstruction.clamp(-1, 1))
 
 
 def test_gradients_reach_the_encoder_through_the_quantizer(registry: Registry) -> None:
@@ -146,7 +162,9 @@ def test_checkpoint_round_trip(registry: Registry, tmp_path: Path) -> None:
     model.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["tok.safetensors"]
     loaded = Tokenizer.from_checkpoint(path, registry)
-    assert loaded.spec == model.spec and not loaded.training
+    resolved = ModelSpec.model_validate(model.spec.model_dump(mode="json"))
+    assert list(resolve_components(resolved, (), registry)) == []  # the loaded spec is validated against the registry
+    assert loaded.spec == resolved and not loaded.training
     x = pixels(1, 3, 5, 16, 16)
     torch.testing.assert_close(loaded(x).reconstruction, model(x).reconstruction, rtol=0, atol=0)
     torch.testing.assert_close(loaded.quantizer.cluster_size, model.quantizer.cluster_size)
@@ -160,3 +178,47 @@ def test_checkpoint_errors_are_clear(registry: Registry, tmp_path: Path) -> None
     save_file({"w": torch.zeros(1)}, tmp_path / "plain.safetensors")
     with pytest.raises(OmnipipeError, match="not an omnipipe tokenizer checkpoint"):
         Tokenizer.from_checkpoint(tmp_path / "plain.safetensors", registry)
+
+
+def _checkpoint_with_spec(registry: Registry, path: Path, spec_text: str) -> Path:
+    """A real tokenizer's weights with ``spec_text`` stored as its model spec."""
+    tensors = {name: t.contiguous() for name, t in build(registry).state_dict().items()}
+    path.write_bytes(save(tensors, metadata={"format": "pt", SPEC_KEY: spec_text}))
+    return path
+
+
+def _wide(width: int) -> str:
+    spec = tiny_spec().model_dump(mode="json")
+    spec["encoder"]["width"] = width
+    return json.dumps(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec_text", "message"),
+    [
+        ("{not json", "the stored model spec is not valid JSON (Expecting property name enclosed in double quotes"),
+        ('{"patchifier": 3}', "the stored model spec does not validate: model.patchifier: Input should be"),
+        (_wide(64).replace('"width": 64', '"width": "wide"', 1), "model.encoder.width: Input should be a valid integer"),
+        (_wide(64).replace('"vq"', '"vqq"'), "model.quantizer.type: unknown quantizer 'vqq'"),
+        ("x" * 5_000_000, "the stored model spec has 5,000,000 characters, more than the 1,048,576 a spec can need"),
+        (_wide(65_536), "the stored model spec implies 103 billion parameters, more than the 2 billion omnipipe loads"),
+        ("[" * 100_000, "the stored model spec is not valid JSON"),
+        (_wide(64), "the weights do not match the stored model spec (Error(s) in loading state_dict for Tokenizer:"),
+    ],
+    ids=["not-json", "wrong-structure", "wrong-type", "unknown-component", "huge-string", "width-65536", "deep-json",
+         "weights-mismatch"],
+)
+def test_bogus_stored_spec_is_one_line_before_anything_is_built(
+    registry: Registry, tmp_path: Path, spec_text: str, message: str
+) -> None:
+    path = _checkpoint_with_spec(registry, tmp_path / "tok.safetensors", spec_text)
+    with pytest.raises(OmnipipeError) as caught:
+        Tokenizer.from_checkpoint(path, registry)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_file_that_is_not_safetensors_is_one_line(registry: Registry, tmp_path: Path) -> None:
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(OmnipipeError, match=r"junk.safetensors: not a safetensors file \(") as caught:
+        Tokenizer.from_checkpoint(tmp_path / "junk.safetensors", registry)
+    assert "\n" not in str(caught.value)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from omnipipe.commands.device import checked_device
 from omnipipe.errors import SpecError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
@@ -27,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
             f"{args.spec}: no stage '{args.stage}' in train.stages ({', '.join(spec.train.stages)})"
             + did_you_mean(args.stage, spec.train.stages)
         )
-    evaluate(spec, registry, args.stage, args.device)
+    evaluate(spec, registry, args.stage, checked_device(args.device))
     print(EvaluationPaths.of(spec).summary.read_text())
     return 0

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 
-from omnipipe.commands.media_args import add_media_arguments, resolution_of
+from omnipipe.commands.device import checked_device
+from omnipipe.commands.media_args import add_media_arguments, fps_of, frames_of, resolution_of
+from omnipipe.errors import OmnipipeError
+
+REPORT_FILE = "reconstruct_report.json"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,23 +24,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omnipipe.evaluate.media_input import read_media
+    from omnipipe.atomic import write_json
+    from omnipipe.evaluate.media_input import SkippedMedia, read_media
     from omnipipe.evaluate.visuals import side_by_side, write_clip, write_png
     from omnipipe.metrics.psnr import psnr
     from omnipipe.nn.tokenizer import Tokenizer
 
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=args.device)
-    resolution = resolution_of(args.resolution, model)
+    device = checked_device(args.device)
+    model = Tokenizer.from_checkpoint(args.checkpoint, device=device)
+    resolution, frames, fps = resolution_of(args.resolution, model), frames_of(args.frames, model), fps_of(args.fps)
+    done, skipped, used = [], [], set()
     for path in args.inputs:
-        pixels = read_media(path, model, resolution, args.frames, args.fps).to(args.device)
+        try:
+            pixels = read_media(path, resolution, frames, fps).to(device)
+        except SkippedMedia as error:
+            print(f"omnipipe: skipped {error}", file=sys.stderr)
+            skipped.append({"path": str(path), "reason": error.reason})
+            continue
         with torch.inference_mode():
             recon = model(pixels).reconstruction
-        frames = side_by_side(pixels[0], recon[0])
+        sides = side_by_side(pixels[0], recon[0])
+        target = _unused(args.out / f"{path.stem}{'.png' if pixels.shape[2] == 1 else '.mp4'}", used)
         if pixels.shape[2] == 1:
-            target = args.out / f"{path.stem}.png"
-            write_png(target, frames[0], scale=1)
+            write_png(target, sides[0], scale=1)
         else:
-            target = args.out / f"{path.stem}.mp4"
-            write_clip(target, frames, fps=round(args.fps), scale=1)
-        print(f"{target}: PSNR {psnr(recon, pixels).item():.2f} dB ({pixels.shape[2]} frames, {resolution[0]}×{resolution[1]})")
+            write_clip(target, sides, fps=round(fps), scale=1)
+        value = psnr(recon, pixels).item()
+        done.append({"path": str(path), "output": str(target), "psnr": value, "frames": pixels.shape[2]})
+        print(f"{target}: PSNR {value:.2f} dB ({pixels.shape[2]} frames, {resolution[0]}×{resolution[1]})")
+    write_json(args.out / REPORT_FILE, {"files": done, "skipped": skipped})
+    if not done:
+        raise OmnipipeError(f"no input could be reconstructed ({len(skipped)} skipped, see {args.out / REPORT_FILE})")
+    if skipped:
+        print(f"{len(skipped)} of {len(args.inputs)} inputs skipped (listed in {args.out / REPORT_FILE})")
     return 0
+
+
+def _unused(target: Path, used: set[Path]) -> Path:
+    """``target``, or ``name-2.ext``, ``name-3.ext``… when an earlier input of this run took that name."""
+    candidate, number = target, 1
+    while candidate in used:
+        number += 1
+        candidate = target.with_name(f"{target.stem}-{number}{target.suffix}")
+    used.add(candidate)
+    return candidate

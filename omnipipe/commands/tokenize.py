@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from omnipipe.commands.media_args import add_media_arguments, resolution_of
+from tqdm import tqdm
+
+from omnipipe.commands.device import checked_device
+from omnipipe.commands.media_args import add_media_arguments, fps_of, frames_of, resolution_of
 from omnipipe.errors import OmnipipeError
 
 
@@ -23,9 +27,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.input.is_dir():
         raise OmnipipeError(f"--input {args.input}: folder not found")
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=args.device)
-    resolution = resolution_of(args.resolution, model)
-    index = tokenize_folder(model, args.input, args.out, resolution, args.frames, args.fps, args.device)
+    device = checked_device(args.device)
+    model = Tokenizer.from_checkpoint(args.checkpoint, device=device)
+    resolution, frames = resolution_of(args.resolution, model), frames_of(args.frames, model)
+
+    def report(path: str, reason: str) -> None:
+        tqdm.write(f"omnipipe: skipped {args.input / path}: {reason}", file=sys.stderr)
+
+    index = tokenize_folder(model, args.input, args.out, resolution, frames, fps_of(args.fps), device, report)
     shards = sorted({entry["shard"] for entry in index["files"]})
-    print(f"{len(index['files'])} files → {len(shards)} shards in {args.out} ({', '.join(shards)})")
+    skipped = f", {len(index['skipped'])} skipped (listed in index.json)" if index["skipped"] else ""
+    if not index["files"]:
+        raise OmnipipeError(f"--input {args.input}: no media file could be tokenized{skipped}")
+    print(f"{len(index['files'])} files → {len(shards)} shards in {args.out} ({', '.join(shards)}){skipped}")
     return 0

@@ -11,7 +11,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps
 
-from omnipipe.data.errors import DecodeError, PartialDecodeError
+from omnipipe.data.errors import DecodeError, PartialDecodeError, ShortVideoError
 from omnipipe.data.media import ClipSampling
 
 HW = tuple[int, int]  # (height, width)
@@ -132,7 +132,7 @@ def read_video_clips(path: Path, sampling: ClipSampling, fit: HW, max_clips: int
             raise PartialDecodeError(f"damaged after {resampled} frames ({len(clips)} clips kept): {reason}", clips) from None
         raise DecodeError(f"undecodable video: {reason}") from None
     if not clips:
-        raise DecodeError(
+        raise ShortVideoError(
             f"shorter than one clip: {resampled} frames at {sampling.fps:g} fps, a clip needs {sampling.frames}"
         )
     return clips

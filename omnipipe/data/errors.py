@@ -32,3 +32,7 @@ class PartialDecodeError(DecodeError):
     def __init__(self, message: str, clips: list) -> None:
         super().__init__(message)
         self.clips = clips
+
+
+class ShortVideoError(DecodeError):
+    """A video with fewer frames (at the sampling rate) than one clip needs."""

@@ -1,4 +1,8 @@
-"""Media files as tokenizer input: decoded, cropped to the patch grid, as ``(1, C, T, H, W)`` in [-1, 1]."""
+"""Media files as tokenizer input: decoded, cropped to the patch grid, as ``(1, C, T, H, W)`` in [-1, 1].
+
+A file that cannot be used raises SkippedMedia naming it and the reason; the commands report it and
+go on with the next file.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,35 +11,44 @@ import numpy as np
 import torch
 
 from omnipipe.data.decode import read_image, read_video_clips
+from omnipipe.data.errors import DecodeError, ShortVideoError
+from omnipipe.data.file_checks import unusable_reason
 from omnipipe.data.media import ClipSampling, media_kind
 from omnipipe.errors import OmnipipeError
-from omnipipe.nn.tokenizer import Tokenizer
 
 
-def clip_frames(model: Tokenizer, wanted: int) -> int:
-    """The largest frame count ≤ ``wanted`` that the patchifier accepts (1 + k·pt)."""
-    tube = getattr(model.patchifier.params, "temporal_patch_size", 1)
-    return 1 + (max(wanted, 1) - 1) // tube * tube
+class SkippedMedia(OmnipipeError):
+    """A media file that cannot be tokenized: ``path: reason``."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
-def read_media(path: Path, model: Tokenizer, resolution: tuple[int, int], frames: int, fps: float) -> torch.Tensor:
-    """``path`` decoded and centre-cropped to ``resolution`` (a multiple of the patch size): ``(1, 3, T, H, W)``."""
+def read_media(path: Path, resolution: tuple[int, int], frames: int, fps: float) -> torch.Tensor:
+    """``path`` decoded and centre-cropped to ``resolution``: ``(1, 3, T, H, W)``; a video gives its first
+    ``frames`` frames at ``fps`` (``frames`` is one the patchifier accepts). Raises SkippedMedia."""
+    reason = unusable_reason(path)
     kind = media_kind(path)
-    if kind is None:
-        raise OmnipipeError(f"{path}: not an image or video file")
-    if kind == "image":
-        clip = read_image(path, resolution)
-    else:
-        count = clip_frames(model, frames)
-        clip = read_video_clips(path, ClipSampling(fps=fps, frames=count, stride=count), resolution, max_clips=1)[0]
-    clip = _centre(clip, resolution)
-    return torch.from_numpy(np.array(clip)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-
-
-def _centre(clip: np.ndarray, resolution: tuple[int, int]) -> np.ndarray:
-    """Crop ``(T, h, w, 3)`` (already covering ``resolution``) to exactly ``resolution``, centred."""
+    if reason is None and kind is None:
+        reason = f"not an image or video file (extension '{path.suffix}')"
+    if reason is not None:
+        raise SkippedMedia(path, reason)
+    try:
+        if kind == "image":
+            clip = read_image(path, resolution)
+        else:
+            clip = read_video_clips(path, ClipSampling(fps=fps, frames=frames, stride=frames), resolution, max_clips=1)[0]
+    except ShortVideoError as error:
+        raise SkippedMedia(path, f"{error}: lower --frames or --fps") from None
+    except DecodeError as error:
+        raise SkippedMedia(path, str(error)) from None
     height, width = clip.shape[1:3]
     if height < resolution[0] or width < resolution[1]:
-        raise OmnipipeError(f"media of {height}×{width} pixels is smaller than the resolution {resolution[0]}×{resolution[1]}")
+        raise SkippedMedia(
+            path, f"media of {height}×{width} pixels is smaller than the resolution {resolution[0]}×{resolution[1]}"
+        )
     top, left = (height - resolution[0]) // 2, (width - resolution[1]) // 2
-    return clip[:, top : top + resolution[0], left : left + resolution[1]]
+    clip = clip[:, top : top + resolution[0], left : left + resolution[1]]
+    return torch.from_numpy(np.array(clip)).permute(3, 0, 1, 2)[None].float() / 127.5 - 1

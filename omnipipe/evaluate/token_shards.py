@@ -1,44 +1,179 @@
-"""Token shards: the codes (or continuous latents) of a folder of media, grouped by grid shape, with an index."""
+"""Token shards: the codes (or continuous latents) of a folder of media, grouped by grid shape, with an index.
+
+```
+<out>/image-1x8x8.npy     (N, 1, 8, 8) int32 codes (float32 latents (N, T', H', W', C) for a KL tokenizer)
+<out>/video-2x8x8.npy     one row per file of that kind and grid, in the order of index.json
+<out>/index.json          file → shard and row, skipped files with reasons, codebook size, model spec
+<out>/parts/part-*.npz    while running: finished files, written every ``flush_every`` files (resume)
+```
+A killed run keeps its parts: the next run with the same tokenizer and settings skips the files
+they hold. The shards and the index are written at the end; then the parts are removed.
+"""
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from omnipipe.atomic import write_json, write_npy
-from omnipipe.data.media import media_kind
-from omnipipe.evaluate.media_input import read_media
+from omnipipe.atomic import atomic_write, write_json, write_npy
+from omnipipe.data.folders import scan_folder
+from omnipipe.evaluate.media_input import SkippedMedia, read_media
 from omnipipe.nn.tokenizer import Tokenizer
+from omnipipe.storage import storage_errors
+
+INDEX_FILE = "index.json"
+PARTS_DIR = "parts"
+PART_NAME = re.compile(r"part-\d{5,}\.npz")
+SHARD_NAME = re.compile(r"(image|video)-\d+(x\d+)+\.npy")
 
 
 def tokenize_folder(
-    model: Tokenizer, folder: Path, out: Path, resolution: tuple[int, int], frames: int, fps: float, device: str
+    model: Tokenizer,
+    folder: Path,
+    out: Path,
+    resolution: tuple[int, int],
+    frames: int,
+    fps: float,
+    device: str,
+    on_skip: Callable[[str, str], None] = lambda path, reason: None,
+    flush_every: int = 256,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Write ``out/<kind>-<grid>.npy`` shards (one row per file) and ``out/index.json``; return the index."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and media_kind(p) is not None)
-    groups: dict[str, list[np.ndarray]] = defaultdict(list)
-    entries = []
-    for path in tqdm(files, desc="tokenize", unit="file"):
-        pixels = read_media(path, model, resolution, frames, fps).to(device)
-        with torch.inference_mode():
-            tokens = model.tokenize(pixels)[0].cpu()
-        array = tokens.numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
-        shard = f"{'image' if pixels.shape[2] == 1 else 'video'}-{'x'.join(map(str, array.shape))}"
-        entries.append({"path": str(path.relative_to(folder)), "shard": f"{shard}.npy", "row": len(groups[shard]),
-                        "frames": pixels.shape[2]})  # fmt: skip
-        groups[shard].append(array)
-    for shard, rows in groups.items():
-        write_npy(out / f"{shard}.npy", np.stack(rows))
+    """Write ``out/<kind>-<grid>.npy`` shards (one row per file) and ``out/index.json``; return the index.
+
+    A file that cannot be read is skipped: ``on_skip(path, reason)`` is called and the index lists it.
+    """
+    fingerprint = _fingerprint(model, resolution, frames, fps)
+    parts = _finished_parts(out, fingerprint)
+    numbers = itertools.count(1 + max((int(p.stem.split("-")[1]) for p in _part_files(out)), default=-1))
+    done = {entry["path"] for meta, _ in parts for entry in meta["files"] + meta["skipped"]}
+    candidates = [item for item in scan_folder(str(folder), ("image", "video"), False, None) if item.kind or item.problem]
+    pending = {"files": [], "skipped": []}
+    arrays: dict[str, list[np.ndarray]] = defaultdict(list)
+    for item in tqdm([i for i in candidates if i.key not in done], desc="tokenize", unit="file", disable=not progress):
+        try:
+            if item.problem is not None:
+                raise SkippedMedia(item.path, item.problem)
+            pixels = read_media(item.path, resolution, frames, fps).to(device)
+        except SkippedMedia as skipped:
+            on_skip(item.key, skipped.reason)
+            pending["skipped"].append({"path": item.key, "reason": skipped.reason})
+        else:
+            with torch.inference_mode():
+                tokens = model.tokenize(pixels)[0].cpu()
+            array = tokens.numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
+            shard = f"{'image' if pixels.shape[2] == 1 else 'video'}-{'x'.join(map(str, array.shape))}"
+            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": pixels.shape[2]})
+            arrays[shard].append(array)
+        if len(pending["files"]) + len(pending["skipped"]) >= flush_every:
+            parts.append(_write_part(out, next(numbers), fingerprint, pending, arrays))
+            pending, arrays = {"files": [], "skipped": []}, defaultdict(list)
+    if pending["files"] or pending["skipped"]:
+        parts.append(_write_part(out, next(numbers), fingerprint, pending, arrays))
+    return _consolidate(model, out, resolution, parts)
+
+
+def _fingerprint(model: Tokenizer, resolution: tuple[int, int], frames: int, fps: float) -> str:
+    """What decides the tokens: the model (spec and weights) and the input settings."""
+    digest = hashlib.sha256(json.dumps([model.spec.model_dump(mode="json"), list(resolution), frames, fps]).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _part_files(out: Path) -> list[Path]:
+    folder = out / PARTS_DIR
+    return sorted(p for p in folder.iterdir() if PART_NAME.fullmatch(p.name)) if folder.is_dir() else []
+
+
+def _finished_parts(out: Path, fingerprint: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """The parts of an earlier run with the same fingerprint; parts of other runs are deleted."""
+    parts = []
+    for path in _part_files(out):
+        try:
+            with np.load(path, allow_pickle=False) as part:
+                meta = json.loads(str(part["meta"]))
+                arrays = {key: part[key] for key in part.files if key != "meta"}
+        except (OSError, ValueError, KeyError):
+            meta = None
+        if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint:
+            parts.append((meta, arrays))
+        else:
+            with storage_errors(path):
+                path.unlink()
+    return parts
+
+
+def _write_part(
+    out: Path, number: int, fingerprint: str, pending: dict[str, list], arrays: dict[str, list[np.ndarray]]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    meta = {"fingerprint": fingerprint, **pending}
+    stacked = {shard: np.stack(rows) for shard, rows in arrays.items()}
+
+    def write(file: IO[bytes]) -> None:
+        np.savez(file, meta=np.array(json.dumps(meta)), **stacked)
+
+    atomic_write(out / PARTS_DIR / f"part-{number:05d}.npz", write)
+    return meta, stacked
+
+
+def _consolidate(
+    model: Tokenizer, out: Path, resolution: tuple[int, int], parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
+) -> dict[str, Any]:
+    """Shards in file order from the parts, the index, then remove the parts and shards of an older index."""
+    rows: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # shard → path → its row
+    entries, skipped = [], []
+    for meta, arrays in parts:
+        seen: dict[str, int] = defaultdict(int)
+        for entry in meta["files"]:
+            shard = entry["shard"].removesuffix(".npy")
+            rows[shard][entry["path"]] = arrays[shard][seen[shard]]
+            seen[shard] += 1
+            entries.append(entry)
+        skipped += meta["skipped"]
+    entries.sort(key=lambda entry: entry["path"])
+    counters: dict[str, int] = defaultdict(int)
+    files = []
+    for entry in entries:
+        shard = entry["shard"].removesuffix(".npy")
+        files.append({"path": entry["path"], "shard": entry["shard"], "row": counters[shard], "frames": entry["frames"]})
+        counters[shard] += 1
+    for shard, by_path in rows.items():
+        write_npy(out / f"{shard}.npy", np.stack([by_path[path] for path in sorted(by_path)]))
+    stale = _indexed_shards(out) - {f"{shard}.npy" for shard in rows}
     index = {
         "codebook_size": model.quantizer.codebook_size,
         "kind": "codes" if model.quantizer.codebook_size is not None else "latents",
         "resolution": list(resolution),
         "model": model.spec.model_dump(mode="json"),
-        "files": entries,
+        "files": files,
+        "skipped": sorted(skipped, key=lambda entry: entry["path"]),
     }
-    write_json(out / "index.json", index)
+    write_json(out / INDEX_FILE, index)
+    with storage_errors(out):
+        for name in stale:
+            (out / name).unlink(missing_ok=True)
+        for path in _part_files(out):
+            path.unlink()
+        if (out / PARTS_DIR).is_dir() and not any((out / PARTS_DIR).iterdir()):
+            (out / PARTS_DIR).rmdir()
     return index
+
+
+def _indexed_shards(out: Path) -> set[str]:
+    """The shard files an existing index of ours lists (only names of our layout)."""
+    try:
+        index = json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+        return {entry["shard"] for entry in index["files"] if SHARD_NAME.fullmatch(entry["shard"])}
+    except (OSError, ValueError, RecursionError, KeyError, TypeError):
+        return set()

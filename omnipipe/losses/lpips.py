@@ -17,6 +17,7 @@ from torch import nn
 
 from omnipipe.errors import OmnipipeError
 from omnipipe.nn.frames import fold_frames
+from omnipipe.torch_files import TorchFileError, load_torch_file
 
 if TYPE_CHECKING:
     import lpips
@@ -53,7 +54,10 @@ def lpips_network(net: Net) -> lpips.LPIPS:
 
 def load_backbone(trunk: nn.Module, path: Path, net: Net) -> None:
     """Copy torchvision's ``features.<i>.*`` tensors into lpips' ``slice<k>.<i>.*`` trunk."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = load_torch_file(path, f"lpips '{net}' backbone")
+    except TorchFileError as error:
+        raise BackboneWeightsError(str(error)) from None
     try:
         renamed = {name: state[f"features.{name.split('.', 1)[1]}"] for name in trunk.state_dict()}
         trunk.load_state_dict(renamed)

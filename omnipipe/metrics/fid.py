@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.frechet import PairedFeatures
 from omnipipe.nn.frames import fold_frames
+from omnipipe.torch_files import TorchFileError, load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ def build_inception(path: Path | None) -> torch.nn.Module:
         if path is None:
             he_init(built[-1])
             return {name: tensor.clone() for name, tensor in built[-1].state_dict().items()}
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path, "FID Inception weights")
 
     with torch.random.fork_rng(devices=[]), mock.patch.object(fid_inception, "_inception_v3", record_trunk), \
             mock.patch.object(fid_inception, "load_state_dict_from_url", local_state):  # fmt: skip
         torch.manual_seed(0)
         try:
             network = fid_inception.InceptionV3([3], resize_input=True, normalize_input=False)
-        except (RuntimeError, KeyError, OSError, ValueError, pickle.UnpicklingError) as error:  # a file that is not the FID state dict
+        except (RuntimeError, KeyError, OSError, ValueError, TorchFileError) as error:  # a file that is not the FID state dict
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise MetricUnavailable(f"fid: {path} is not pytorch-fid's Inception state dict ({first})") from None
     return network.eval().requires_grad_(False)

@@ -1,12 +1,14 @@
 """The tokenizer: patchify → encoder → bottleneck → decoder → unpatchify, assembled from a ModelSpec."""
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from pydantic import ValidationError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 
@@ -15,9 +17,13 @@ from omnipipe.errors import OmnipipeError
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.stack import Stack, init_weights
 from omnipipe.registry import Registry
+from omnipipe.spec.loader import resolve_components
 from omnipipe.spec.model import ModelSpec
+from omnipipe.spec.problems import problems_from
 
 SPEC_KEY = "omnipipe.model_spec"
+MAX_SPEC_CHARACTERS = 1 << 20  # a model spec is a few KB of JSON
+MAX_PARAMETERS = 2_000_000_000  # 8 GB in fp32: far beyond any tokenizer trained here
 
 
 @dataclass
@@ -81,8 +87,8 @@ class Tokenizer(nn.Module):
         return q.codes if q.codes is not None else q.latents
 
     def detokenize(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (or continuous latents) from ``tokenize`` → pixels (B, C, T, H, W)."""
-        return self.decode(self.quantizer.decode_codes(codes))
+        """Codes (or continuous latents) from ``tokenize`` → pixels (B, C, T, H, W), clamped to [-1, 1]."""
+        return self.decode(self.quantizer.decode_codes(codes)).clamp(-1, 1)
 
     def save(self, path: str | Path) -> None:
         """Write weights and the model spec (JSON metadata) to a safetensors file, atomically."""
@@ -94,14 +100,63 @@ class Tokenizer(nn.Module):
     def from_checkpoint(
         cls, path: str | Path, registry: Registry | None = None, device: str | torch.device = "cpu"
     ) -> Tokenizer:
-        """Load a file written by ``save``: rebuild from its spec, load the weights, return in eval mode."""
+        """Load a file written by ``save``: rebuild from its spec, load the weights, return in eval mode.
+
+        The stored spec is validated (size, JSON, schema, registered components) and the model size it
+        implies is bounded before anything is built; every problem is one OmnipipeError naming the file.
+        """
         path = Path(path)
-        if not path.is_file():
-            raise OmnipipeError(f"{path}: tokenizer checkpoint not found")
+        if registry is None:
+            from omnipipe.plugins import get_registry
+
+            registry = get_registry()
+        spec = stored_spec(path, registry)
+        with torch.device("meta"):  # shapes only: counts the parameters without allocating them
+            try:
+                probe = cls(spec, registry)
+                implied = sum(t.numel() for t in itertools.chain(probe.parameters(), probe.buffers()))
+            except Exception:  # noqa: BLE001 - a plugin that cannot be built on the meta device is built for real
+                implied = 0
+        if implied > MAX_PARAMETERS:
+            raise OmnipipeError(
+                f"{path}: the stored model spec implies {implied / 1e9:.3g} billion parameters, more than the "
+                f"{MAX_PARAMETERS / 1e9:g} billion omnipipe loads: the file is damaged or was not written by omnipipe"
+            )
+        model = cls(spec, registry)
+        try:
+            model.load_state_dict(load_file(str(path), device=str(device)))
+        except (RuntimeError, SafetensorError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise OmnipipeError(f"{path}: the weights do not match the stored model spec ({first[:300]})") from None
+        return model.to(device).eval()
+
+
+def stored_spec(path: Path, registry: Registry) -> ModelSpec:
+    """The model spec in a checkpoint's metadata, validated against the schema and the registry."""
+    if not path.is_file():
+        raise OmnipipeError(f"{path}: tokenizer checkpoint not found")
+    try:
         with safe_open(str(path), framework="pt") as handle:
             text = (handle.metadata() or {}).get(SPEC_KEY)
-        if text is None:
-            raise OmnipipeError(f"{path}: not an omnipipe tokenizer checkpoint (no '{SPEC_KEY}' metadata)")
-        model = cls.from_spec(ModelSpec.model_validate(json.loads(text)), registry)
-        model.load_state_dict(load_file(str(path), device=str(device)))
-        return model.to(device).eval()
+    except Exception as error:  # noqa: BLE001 - the safetensors reader fails on foreign files in several ways
+        raise OmnipipeError(f"{path}: not a safetensors file ({str(error).strip() or type(error).__name__})") from None
+    if text is None:
+        raise OmnipipeError(f"{path}: not an omnipipe tokenizer checkpoint (no '{SPEC_KEY}' metadata)")
+    if len(text) > MAX_SPEC_CHARACTERS:
+        raise OmnipipeError(
+            f"{path}: the stored model spec has {len(text):,} characters, more than the {MAX_SPEC_CHARACTERS:,} "
+            "a spec can need: the file is damaged"
+        )
+    try:
+        spec = ModelSpec.model_validate(json.loads(text))
+    except (ValueError, RecursionError) as error:
+        if isinstance(error, ValidationError):
+            problems = problems_from(error, ModelSpec)
+        else:
+            raise OmnipipeError(f"{path}: the stored model spec is not valid JSON ({error})") from None
+    else:
+        problems = list(resolve_components(spec, (), registry))
+    if problems:
+        details = "; ".join(f"model.{p.path}: {p.message}" for p in problems)
+        raise OmnipipeError(f"{path}: the stored model spec does not validate: {details}")
+    return spec

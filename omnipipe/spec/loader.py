@@ -52,7 +52,7 @@ def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = No
         except ValidationError as error:
             problems = problems_from(error, Experiment)
         else:
-            problems = list(_resolve_components(spec, (), registry))
+            problems = list(resolve_components(spec, (), registry))
             if not problems:
                 problems = list(_patch_grid_fits_data(spec))
     if problems:
@@ -102,7 +102,7 @@ def _forbidden_keys(value: Any, loc: Loc) -> Iterator[Problem]:
             yield from _forbidden_keys(child, (*loc, index))
 
 
-def _resolve_components(value: Any, loc: Loc, registry: Registry) -> Iterator[Problem]:
+def resolve_components(value: Any, loc: Loc, registry: Registry) -> Iterator[Problem]:
     """Validate every component entry's params against its registered class."""
     if isinstance(value, ComponentSpec):
         try:
@@ -113,10 +113,10 @@ def _resolve_components(value: Any, loc: Loc, registry: Registry) -> Iterator[Pr
             yield Problem((*loc, "type"), str(error))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _resolve_components(getattr(value, name), (*loc, name), registry)
+            yield from resolve_components(getattr(value, name), (*loc, name), registry)
     elif isinstance(value, dict):
         for key, child in value.items():
-            yield from _resolve_components(child, (*loc, key), registry)
+            yield from resolve_components(child, (*loc, key), registry)
     elif isinstance(value, list | tuple):
         for index, child in enumerate(value):
-            yield from _resolve_components(child, (*loc, index), registry)
+            yield from resolve_components(child, (*loc, index), registry)

@@ -17,6 +17,7 @@ from safetensors.torch import load_model, save_model
 
 from omnipipe.errors import OmnipipeError
 from omnipipe.atomic import fsync_dir
+from omnipipe.torch_files import TorchFileError, load_torch_file
 
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
 TRAINER_STATE = "trainer.pt"
@@ -77,9 +78,9 @@ class CheckpointStore:
     def state(path: Path) -> dict[str, Any]:
         """The trainer state of the checkpoint at ``path``."""
         try:
-            return torch.load(path / TRAINER_STATE, weights_only=True, map_location="cpu")
-        except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways; all mean "unreadable"
-            raise CheckpointError(f"{path}: cannot load checkpoint ({error})") from None
+            return load_torch_file(path / TRAINER_STATE, "trainer state")
+        except TorchFileError as error:
+            raise CheckpointError(f"{path}: cannot load checkpoint: {error}") from None
 
     @classmethod
     def load(cls, path: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
