@@ -135,3 +135,78 @@ def test_valid_spec_loads_with_validated_params(tmp_path: Path, valid_spec_text:
 )
 def test_sections_must_agree(old: str, new: str, expected: str, valid_spec_text: str, spec_registry: Registry) -> None:
     assert _errors(_edit(valid_spec_text, old, new), spec_registry) == [expected]
+
+
+# Specs that validated but failed, hung or misbehaved later: each is one located line at validate time.
+LATE_FAILURES = [
+    ("steps-true", "steps: 10, batch_size: 4}\n    joint", "steps: true, batch_size: 4}\n    joint",
+     "unit.yaml:26: train.stages.image_pretrain.steps: Input should be a valid integer (got True)"),
+    ("steps-float", "steps: 10, batch_size: 4}\n    joint", "steps: 1.0e+12, batch_size: 4}\n    joint",
+     "unit.yaml:26: train.stages.image_pretrain.steps: Input should be a valid integer (got 1000000000000.0)"),
+    ("steps-string", "steps: 10, batch_size: 4}\n    joint", "steps: 1e12, batch_size: 4}\n    joint",
+     "unit.yaml:26: train.stages.image_pretrain.steps: Input should be a valid integer (got '1e12')"),
+    ("negative-seed", "seed: 3", "seed: -1", "unit.yaml:2: seed: Input should be greater than or equal to 0 (got -1)"),
+    ("huge-seed", "seed: 3", f"seed: {2**70}", f"unit.yaml:2: seed: Input should be less than 4294967296 (got {2**70})"),
+    ("seed-true", "seed: 3", "seed: true", "unit.yaml:2: seed: Input should be a valid integer (got True)"),
+    ("beta-one", "{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, optimizer: {betas: [0.9, 1.0]}}",
+     "unit.yaml:26: train.stages.image_pretrain.optimizer.betas[1]: Input should be less than 1 (got 1.0)"),
+    ("beta-negative", "{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, optimizer: {betas: [-0.1, 0.9]}}",
+     "unit.yaml:26: train.stages.image_pretrain.optimizer.betas[0]: Input should be greater than or equal to 0 (got -0.1)"),
+    ("lr-inf", "{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, optimizer: {lr: .inf}}",
+     "unit.yaml:26: train.stages.image_pretrain.optimizer.lr: Input should be a finite number (got inf)"),
+    ("lr-nan", "{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, optimizer: {lr: .nan}}",
+     "unit.yaml:26: train.stages.image_pretrain.optimizer.lr: Input should be a finite number (got nan)"),
+    ("lr-negative", "{data: images, steps: 10, batch_size: 4}", "{data: images, steps: 10, batch_size: 4, optimizer: {lr: -0.001}}",
+     "unit.yaml:26: train.stages.image_pretrain.optimizer.lr: Input should be greater than 0 (got -0.001)"),
+    ("loss-weight-negative", "{type: l1, weight: 1.0}", "{type: l1, weight: -1}",
+     "unit.yaml:24: train.losses.recon.weight: Input should be greater than or equal to 0 (got -1)"),
+    ("loss-weight-inf", "{type: l1, weight: 1.0}", "{type: l1, weight: .inf}",
+     "unit.yaml:24: train.losses.recon.weight: Input should be a finite number (got inf)"),
+    ("quantizer-weight-negative", "  losses:\n", "  quantizer_loss_weights: {commitment: -0.25}\n  losses:\n",
+     "unit.yaml:23: train.quantizer_loss_weights.commitment: Input should be greater than or equal to 0 (got -0.25)"),
+    ("window-larger-than-grid", "{type: window, window_size: 4}", "{type: window, window_size: 64}",
+     "unit.yaml:12: model.encoder.spatial[1].window_size: 64 is larger than the 4×4 token grid of resolution 32×32 "
+     "(patch_size 8); windows are padded to full size, so use at most 4 or a full attention"),
+    ("duplicate-key", "    image_pretrain: {data: images, steps: 10, batch_size: 4}\n",
+     "    image_pretrain: {data: images, steps: 3, batch_size: 4, steps: 300000}\n",
+     "unit.yaml:26: duplicate key 'steps' (first at line 26): YAML would silently keep the last value"),
+    ("duplicate-section", "name: unit\n", "name: unit\nname: other\n",
+     "unit.yaml:2: duplicate key 'name' (first at line 1): YAML would silently keep the last value"),
+]
+
+
+@pytest.mark.parametrize("old,new,expected", [c[1:] for c in LATE_FAILURES], ids=[c[0] for c in LATE_FAILURES])
+def test_spec_that_would_fail_later_is_rejected_now(old: str, new: str, expected: str, valid_spec_text: str, spec_registry: Registry) -> None:
+    assert _errors(_edit(valid_spec_text, old, new), spec_registry) == [expected]
+
+
+def test_merge_keys_are_not_duplicates(valid_spec_text: str, spec_registry: Registry) -> None:
+    text = _edit(valid_spec_text, "    joint: {data: joint, steps: 10, batch_size: 4, init_from: image_pretrain}",
+                 "    joint: {<<: *stage, data: joint, init_from: image_pretrain}")  # fmt: skip
+    text = _edit(text, "image_pretrain: {data: images,", "image_pretrain: &stage {data: images,")
+    spec = parse_spec(text, source="unit.yaml", registry=spec_registry)
+    assert spec.train.stages["joint"].steps == 10 and spec.train.stages["joint"].data == "joint"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+         for p, c in zip("abcdefgh", "bcdefghi")),  # the "billion laughs": 10^9 values from 9 lines
+         "unit.yaml:5: more than 100,000 values once aliases are expanded, the limit for YAML files (an alias bomb?)"),
+        ("x: " + "[" * 50_000 + "]" * 50_000 + "\n", "unit.yaml:1: nested deeper than 64 levels, the limit for YAML files"),
+    ],
+    ids=["alias-bomb", "deep-nesting"],
+)
+def test_hostile_yaml_is_refused_before_it_is_built(text: str, expected: str, spec_registry: Registry) -> None:
+    assert _errors(text, spec_registry) == [expected]
+
+
+def test_a_huge_spec_file_is_refused_before_it_is_read(tmp_path: Path, spec_registry: Registry) -> None:
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as file:
+        file.truncate(50 * 2**20)  # 50 MB (sparse): never read
+    with pytest.raises(SpecError) as caught:
+        load_spec(path, spec_registry)
+    assert str(caught.value) == f"{path}: 52,428,800 bytes, more than the 1,048,576-byte limit for YAML files"
+    assert _errors("name: " + "x" * 2**20, spec_registry) == ["unit.yaml: 1,048,582 bytes, more than the 1,048,576-byte limit for YAML files"]

@@ -5,7 +5,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-PositiveInt = Annotated[int, Field(gt=0)]
+# strict: YAML's ``true``, ``1.5`` or ``"3"`` are not counts, and ``true`` is not a number
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+NonNegativeInt = Annotated[int, Field(ge=0, strict=True)]
+Real = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # finite; an int is accepted
+Weight = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]  # a loss weight: finite, not negative
 Resolution = tuple[PositiveInt, PositiveInt]  # (height, width) in pixels
 
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, SerializerFunctionWrapH
 
 from omnipipe.errors import RegistryError
 from omnipipe.registry import Entry, Registry
+from omnipipe.spec.base import NonNegativeInt, Weight
 from omnipipe.spec.problems import Problem, problems_from
 
 
@@ -87,8 +88,8 @@ class LossSpec(ComponentSpec):
     """A loss term; ``weight`` scales it in the total, ``start_step`` delays it."""
 
     kind: ClassVar[str] = "loss"
-    weight: float = 1.0
-    start_step: int = 0
+    weight: Weight = 1.0
+    start_step: NonNegativeInt = 0
 
 
 class DiscriminatorSpec(ComponentSpec):

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
+from omnipipe.spec.base import PositiveInt, Real, Resolution, StrictModel
 from omnipipe.spec.component import DatasetSpec
 
 
@@ -15,7 +15,7 @@ class MixSpec(StrictModel):
     schedule: Literal["alternate", "random"] = Field(
         default="alternate", description="alternate: evenly spread image batches; random: each batch drawn at random"
     )
-    image_fraction: float = Field(default=0.5, ge=0, le=1, description="share of batches that are image batches")
+    image_fraction: Real = Field(default=0.5, ge=0, le=1, description="share of batches that are image batches")
 
 
 class DataSpec(StrictModel):
@@ -23,23 +23,23 @@ class DataSpec(StrictModel):
 
     sources: list[DatasetSpec] = Field(min_length=1)
     prepared_dir: str = "data/prepared"
-    fps: float = Field(default=8.0, gt=0, description="videos are resampled to this frame rate")
+    fps: Real = Field(default=8.0, gt=0, description="videos are resampled to this frame rate")
     clip_frames: PositiveInt = Field(default=9, description="frames per video clip")
     clip_stride: PositiveInt = Field(default=4, description="a new clip starts every N resampled frames")
     resolutions: list[Resolution] = Field(default_factory=lambda: [(64, 64)], min_length=1)
-    crop_margin: float = Field(
+    crop_margin: Real = Field(
         default=0.125, ge=0, le=1, description="stored this much larger than each resolution, for random crops"
     )
-    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    val_fraction: Real = Field(default=0.1, ge=0, lt=1)
     split_unit: Literal["file", "clip"] = Field(
         default="file", description="what the split hashes: whole files (no leakage) or single clips (tiny data)"
     )
     files_per_shard: PositiveInt = Field(default=256, description="input files per unit of work and shard")
-    max_upscale: float = Field(
-        default=4.0, ge=1, allow_inf_nan=False,
+    max_upscale: Real = Field(
+        default=4.0, ge=1,
         description="skip media that must be enlarged more than this to cover the largest resolution",
     )  # fmt: skip
-    max_aspect_ratio: float = Field(
-        default=4.0, ge=1, allow_inf_nan=False, description="skip media whose longer side exceeds this many shorter sides"
+    max_aspect_ratio: Real = Field(
+        default=4.0, ge=1, description="skip media whose longer side exceeds this many shorter sides"
     )
     mix: MixSpec = Field(default_factory=MixSpec)

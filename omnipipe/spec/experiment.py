@@ -22,7 +22,7 @@ class Experiment(StrictModel):
     """An experiment spec: data → model → training stages → evaluation → generators."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32, strict=True, description="every RNG is seeded from it")
     outputs: OutputsSpec = Field(default_factory=OutputsSpec)
     data: DataSpec
     model: ModelSpec

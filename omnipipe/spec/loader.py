@@ -5,21 +5,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from omnipipe.errors import RegistryError, SpecError
 from omnipipe.registry import FORBIDDEN_KEYS, Registry
+from omnipipe.spec.bounded_yaml import MAX_BYTES, YamlError, line_of, read_yaml
 from omnipipe.spec.component import ComponentSpec, ParamsError
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.problems import Loc, Problem, problems_from
-from omnipipe.spec.yaml_lines import key_lines, line_of
 
 
 def load_spec(path: str | Path, registry: Registry | None = None) -> Experiment:
     """Read and validate an experiment spec; any problem raises one SpecError listing each, one per line."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # refused before reading it
+            raise SpecError(f"{path}: {size:,} bytes, more than the {MAX_BYTES:,}-byte limit for YAML files")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
@@ -35,16 +37,13 @@ def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = No
 
         registry = get_registry()
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{where}: invalid YAML: {problem}") from None
+        document = read_yaml(text)
+    except YamlError as error:
+        raise SpecError(error.at(source)) from None
+    data, lines = document.data, document.lines
     if not isinstance(data, dict):
         found = "an empty file" if data is None else f"a {type(data).__name__}"
         raise SpecError(f"{source}: a spec must be a YAML mapping of sections, found {found}")
-    lines = key_lines(text)
     problems = list(_forbidden_keys(data, ()))
     if not problems:
         try:
@@ -54,7 +53,7 @@ def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = No
         else:
             problems = list(resolve_components(spec, (), registry))
             if not problems:
-                problems = list(_patch_grid_fits_data(spec))
+                problems = list(_patch_grid_fits_data(spec)) or list(_windows_fit_token_grid(spec))
     if problems:
         problems.sort(key=lambda problem: line_of(lines, problem.loc) or 0)
         raise SpecError("\n".join(_locate(source, lines, problem) for problem in problems))
@@ -84,6 +83,27 @@ def _patch_grid_fits_data(spec: Experiment) -> Iterator[Problem]:
                     ("data", "resolutions", index),
                     f"{height}×{width} is not a multiple of model.patchifier.patch_size {patch}",
                 )
+
+
+def _windows_fit_token_grid(spec: Experiment) -> Iterator[Problem]:
+    """A spatial window larger than the token grid pads every frame up to it: the same result as full
+    attention, many times slower (checked when the patchifier declares ``patch_size``)."""
+    patch = getattr(spec.model.patchifier.params, "patch_size", None)
+    if not isinstance(patch, int):
+        return
+    for stack in ("encoder", "decoder"):
+        for number, entry in enumerate(getattr(spec.model, stack).spatial):
+            window = getattr(entry.params, "window_size", None)
+            for height, width in spec.data.resolutions if isinstance(window, int) else []:
+                grid = (height // patch, width // patch)
+                if window > min(grid):
+                    yield Problem(
+                        ("model", stack, "spatial", number, "window_size"),
+                        f"{window} is larger than the {grid[0]}×{grid[1]} token grid of resolution {height}×{width} "
+                        f"(patch_size {patch}); windows are padded to full size, so use at most {min(grid)} "
+                        "or a full attention",
+                    )
+                    break
 
 
 def _forbidden_keys(value: Any, loc: Loc) -> Iterator[Problem]:

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from omnipipe.spec.base import PositiveInt, StrictModel
+from omnipipe.spec.base import PositiveInt, Real, StrictModel
 from omnipipe.spec.component import AttentionSpec, PatchifierSpec, QuantizerSpec
 from omnipipe.spec.problems import SpecValueError
 
@@ -18,9 +18,9 @@ class StackSpec(StrictModel):
     spatial: list[AttentionSpec] = Field(min_length=1)
     temporal: list[AttentionSpec] = Field(default_factory=list)
     mlp: Literal["swiglu", "geglu", "gelu"] = "swiglu"
-    mlp_ratio: float = Field(default=4.0, gt=0)
+    mlp_ratio: Real = Field(default=4.0, gt=0)
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    dropout: Real = Field(default=0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _head_dim(self) -> StackSpec:

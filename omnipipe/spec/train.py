@@ -1,26 +1,29 @@
 """The ``train`` section: loss terms and the progressive training stages."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
+from omnipipe.spec.base import NonNegativeInt, PositiveInt, Real, Resolution, StrictModel, Weight
 from omnipipe.spec.problems import SpecValueError
 from omnipipe.spec.component import DiscriminatorSpec, LossSpec, QuantizerSpec
 
 
+Beta = Annotated[float, Field(ge=0, lt=1, strict=True, allow_inf_nan=False)]  # what Adam accepts
+
+
 class OptimizerSpec(StrictModel):
     name: Literal["adam", "adamw"] = "adamw"
-    lr: float = Field(default=1e-4, gt=0)
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = Field(default=0.0, ge=0)
+    lr: Real = Field(default=1e-4, gt=0)
+    betas: tuple[Beta, Beta] = (0.9, 0.99)
+    weight_decay: Real = Field(default=0.0, ge=0)
 
 
 class ScheduleSpec(StrictModel):
     name: Literal["constant", "cosine"] = "cosine"
-    warmup_steps: int = Field(default=0, ge=0)
-    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    warmup_steps: NonNegativeInt = 0
+    min_lr_ratio: Real = Field(default=0.1, ge=0, le=1)
 
 
 class StageSpec(StrictModel):
@@ -36,9 +39,9 @@ class StageSpec(StrictModel):
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    grad_clip: float | None = Field(default=1.0, gt=0)
+    grad_clip: Real | None = Field(default=1.0, gt=0)
     grad_accum: PositiveInt = 1
-    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    ema_decay: Real | None = Field(default=None, gt=0, lt=1)
     checkpoint_every: PositiveInt = 100
     keep_last: PositiveInt = 2
 
@@ -47,7 +50,7 @@ class TrainSpec(StrictModel):
     """Loss terms shared by all stages and the stages themselves, run in the order written."""
 
     losses: dict[str, LossSpec] = Field(min_length=1)
-    quantizer_loss_weights: dict[str, float] = Field(default_factory=dict)
+    quantizer_loss_weights: dict[str, Weight] = Field(default_factory=dict)
     discriminators: dict[Literal["image", "video"], DiscriminatorSpec] = Field(
         default_factory=dict,
         description="critics of the 'gan' loss: 'image' judges T = 1 batches, 'video' clips; "
