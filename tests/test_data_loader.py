@@ -1,6 +1,7 @@
 """The loader: batch shapes and range, determinism, image/video mix, DDP rank splitting, worker processes."""
 from __future__ import annotations
 
+import pickle
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from omnipipe.data.components import register
 from omnipipe.data.errors import DataError
 from omnipipe.data.loader import make_loader
 from omnipipe.data.prepare import prepare
+from omnipipe.data.sampler import PlannedBatches, train_plan
 from omnipipe.data.shapes import write_shapes_folder
 from omnipipe.registry import Registry
-from omnipipe.spec.data import DataSpec
+from omnipipe.spec.data import DataSpec, MixSpec
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.train import StageSpec
 
@@ -124,3 +126,24 @@ def test_unprepared_resolution_is_a_clear_error(spec: Experiment) -> None:
         make_loader(spec, stage(resolutions=[[32, 32]]))
     with pytest.raises(DataError, match="cannot fill one step"):
         make_loader(spec, stage(batch_size=50))
+
+
+def test_planned_batches_are_the_eager_plan_in_any_order() -> None:
+    args = ({"image": 10, "video": 7}, [(8, 8), (16, 16)], 2, MixSpec(schedule="random", image_fraction=0.4), 3, 1, 1, 2)
+    eager = train_plan(*args, num_batches=40)
+    lazy = PlannedBatches(args, start=5, end=40)
+    order = [0, 1, 2, 30, 31, 7, 34, 0]  # forwards, a jump back (restarts the stream), repeats
+    assert [lazy[i] for i in order] == [eager[5 + i] for i in order]
+    copied = pickle.loads(pickle.dumps(lazy))  # what a loader worker gets
+    assert len(copied) == 35 and list(copied) == eager[5:]
+    with pytest.raises(IndexError):
+        lazy[35]
+
+
+def test_a_stage_of_a_trillion_steps_starts_at_once(spec: Experiment) -> None:
+    """The plan was a list built up front: 10^12 steps hung the trainer before its first step."""
+    loader = make_loader(spec, StageSpec(data="joint", steps=10**12, batch_size=2), num_batches=10**12, start_batch=10)
+    assert len(loader) == 10**12
+    first = next(iter(loader)).pixels
+    again = collect(make_loader(spec, stage(), num_batches=11))[10][0]
+    assert torch.equal(first, again)  # batch 10 of the long stream is batch 10 of a short one

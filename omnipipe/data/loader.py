@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from omnipipe.data.media import MediaKind
-from omnipipe.data.sampler import BatchPlan, eval_plan, train_plan
+from omnipipe.data.sampler import BatchPlan, PlannedBatches, eval_plan, one_pass, train_plan_stream
 from omnipipe.data.shards import Pool, PreparedIndex
 from omnipipe.data.split import Split
 
@@ -58,7 +58,7 @@ def to_pixels(clips: np.ndarray) -> torch.Tensor:
 class BatchDataset(Dataset[Batch]):
     """Map-style dataset whose i-th item is the i-th planned batch."""
 
-    def __init__(self, pools: dict[tuple[MediaKind, tuple[int, int]], Pool], plans: list[BatchPlan], augment: bool) -> None:
+    def __init__(self, pools: dict[tuple[MediaKind, tuple[int, int]], Pool], plans: Sequence[BatchPlan], augment: bool) -> None:
         self.pools = pools
         self.plans = plans
         self.augment = augment
@@ -99,10 +99,13 @@ def make_loader(
     resolutions = [tuple(r) for r in (stage.resolutions or data.resolutions)]
     pools = {(kind, r): index.pool(split, kind, r) for kind in STAGE_KINDS[stage.data] for r in resolutions}
     counts = {kind: len(pools[(kind, resolutions[0])]) for kind in STAGE_KINDS[stage.data]}
-    end = None if num_batches is None else start_batch + num_batches
     if split == "train":
-        plans = train_plan(counts, resolutions, stage.batch_size, data.mix, spec.seed, epoch, rank, world_size, end)
+        end = start_batch + (num_batches if num_batches is not None else one_pass(counts, stage.batch_size, world_size))
+        args = (counts, resolutions, stage.batch_size, data.mix, spec.seed, epoch, rank, world_size)
+        train_plan_stream(*args)  # checks now that the clips fill a step
+        plans: Sequence[BatchPlan] = PlannedBatches(args, start_batch, end)
     else:
-        plans = eval_plan(counts, resolutions, stage.batch_size, rank, world_size)
-    dataset = BatchDataset(pools, plans[start_batch:end], augment=split == "train")
+        end = None if num_batches is None else start_batch + num_batches
+        plans = eval_plan(counts, resolutions, stage.batch_size, rank, world_size)[start_batch:end]
+    dataset = BatchDataset(pools, plans, augment=split == "train")
     return DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)

@@ -5,6 +5,7 @@ resolution per step) and each rank takes its own slice, so ranks see disjoint da
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,47 @@ def _kinds(kinds: Sequence[MediaKind], mix: MixSpec, rng: np.random.Generator) -
         step += 1
 
 
+def train_plan_stream(
+    counts: dict[MediaKind, int],
+    resolutions: Sequence[HW],
+    batch_size: int,
+    mix: MixSpec,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[BatchPlan]:
+    """This rank's shuffled training batches, without end (generated one at a time)."""
+    if not 0 <= rank < world_size:
+        raise DataError(f"rank {rank} is not in [0, {world_size})")
+    step_size = batch_size * world_size
+    for kind, count in counts.items():
+        if count < step_size:
+            raise DataError(f"{count} {kind} clips cannot fill one step of {batch_size} × {world_size} ranks")
+    return _stream(counts, resolutions, batch_size, mix, seed, epoch, rank, step_size)
+
+
+def _stream(
+    counts: dict[MediaKind, int], resolutions: Sequence[HW], batch_size: int, mix: MixSpec, seed: int, epoch: int,
+    rank: int, step_size: int,
+) -> Iterator[BatchPlan]:  # fmt: skip
+    kinds = sorted(counts)
+    chunks = {kind: _chunks(counts[kind], step_size, np.random.default_rng([seed, epoch, number]))
+              for number, kind in enumerate(kinds)}  # fmt: skip
+    picks = np.random.default_rng([seed, epoch, len(kinds)])
+    kind_stream = _kinds(kinds, mix, picks)
+    for step in itertools.count():
+        kind = next(kind_stream)
+        resolution = tuple(resolutions[int(picks.integers(len(resolutions)))])
+        mine = next(chunks[kind])[rank * batch_size : (rank + 1) * batch_size]
+        yield BatchPlan(kind, resolution, tuple(int(i) for i in mine), (seed, epoch, step), rank * batch_size)
+
+
+def one_pass(counts: dict[MediaKind, int], batch_size: int, world_size: int = 1) -> int:
+    """Steps that take about one pass over the clips."""
+    return sum(counts.values()) // (batch_size * world_size)
+
+
 def train_plan(
     counts: dict[MediaKind, int],
     resolutions: Sequence[HW],
@@ -66,28 +108,41 @@ def train_plan(
     world_size: int = 1,
     num_batches: int | None = None,
 ) -> list[BatchPlan]:
-    """Shuffled training batches of this rank; ``num_batches`` defaults to one pass over the clips."""
-    if not 0 <= rank < world_size:
-        raise DataError(f"rank {rank} is not in [0, {world_size})")
-    step_size = batch_size * world_size
-    for kind, count in counts.items():
-        if count < step_size:
-            raise DataError(f"{count} {kind} clips cannot fill one step of {batch_size} × {world_size} ranks")
-    kinds = sorted(counts)
-    chunks = {kind: _chunks(counts[kind], step_size, np.random.default_rng([seed, epoch, number]))
-              for number, kind in enumerate(kinds)}  # fmt: skip
-    picks = np.random.default_rng([seed, epoch, len(kinds)])
-    kind_stream = _kinds(kinds, mix, picks)
-    total = num_batches if num_batches is not None else sum(counts.values()) // step_size
-    plans = []
-    for step in range(total):
-        kind = next(kind_stream)
-        resolution = tuple(resolutions[int(picks.integers(len(resolutions)))])
-        mine = next(chunks[kind])[rank * batch_size : (rank + 1) * batch_size]
-        plans.append(BatchPlan(kind, resolution, tuple(int(i) for i in mine), (seed, epoch, step), rank * batch_size))
-    return plans
+    """The first ``num_batches`` (default: about one pass) batches of ``train_plan_stream``, as a list."""
+    stream = train_plan_stream(counts, resolutions, batch_size, mix, seed, epoch, rank, world_size)
+    total = num_batches if num_batches is not None else one_pass(counts, batch_size, world_size)
+    return list(itertools.islice(stream, total))
 
 
+class PlannedBatches(Sequence[BatchPlan]):
+    """Batches ``[start, end)`` of ``train_plan_stream(*args)``, generated in order when asked for.
+
+    Memory and start-up time do not grow with the length of a stage (a stage of 10^12 steps starts at
+    once); asking for an earlier batch restarts the stream. Picklable for loader workers.
+    """
+
+    def __init__(self, args: tuple, start: int, end: int) -> None:
+        self.args, self.start, self.end = args, start, end
+        self._stream: Iterator[BatchPlan] | None = None
+        self._next = 0  # index in the stream of the batch ``next(self._stream)`` gives
+        self._last: BatchPlan | None = None
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __getitem__(self, number: int) -> BatchPlan:  # type: ignore[override]
+        if not 0 <= number < len(self):
+            raise IndexError(number)
+        wanted = self.start + number
+        if self._stream is None or wanted < self._next - 1:
+            self._stream, self._next = train_plan_stream(*self.args), 0
+        while self._next <= wanted:
+            self._last = next(self._stream)
+            self._next += 1
+        return self._last
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_stream": None, "_next": 0, "_last": None}
 def eval_plan(
     counts: dict[MediaKind, int], resolutions: Sequence[HW], batch_size: int, rank: int = 0, world_size: int = 1
 ) -> list[BatchPlan]:
