@@ -118,6 +118,15 @@ def test_an_interrupted_tokenize_resumes_where_it_stopped(
     assert resumed == straight
     np.testing.assert_array_equal(np.load(tmp_path / "t/video-2x4x4.npy"), np.load(tmp_path / "straight/video-2x4x4.npy"))
     assert sorted(p.name for p in (tmp_path / "t").iterdir()) == ["index.json", "video-2x4x4.npy"]
+    with pytest.raises(KeyboardInterrupt):  # again, and then a finished file changes before the resume
+        calls.clear()
+        tokenize_folder(model, folder, tmp_path / "u", (16, 16), 5, 8.0, "cpu", flush_every=2, progress=False)
+    write_video(folder / "clip0.mp4", moving_shapes(24, 16, 16, seed=9), fps=24)
+    monkeypatch.setattr(token_shards, "read_media", real_read)
+    changed = tokenize_folder(model, folder, tmp_path / "u", (16, 16), 5, 8.0, "cpu", flush_every=2, progress=False)
+    fresh = tokenize_folder(model, folder, tmp_path / "v", (16, 16), 5, 8.0, "cpu", progress=False)
+    assert changed == fresh
+    np.testing.assert_array_equal(np.load(tmp_path / "u/video-2x4x4.npy"), np.load(tmp_path / "v/video-2x4x4.npy"))
 
 
 @pytest.mark.parametrize(

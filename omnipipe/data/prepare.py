@@ -105,8 +105,10 @@ def _sha256(value: Any) -> str:
 
 
 def content_digest(unit: Unit) -> str:
-    """A fingerprint of the bytes of the unit's files (missing or unreadable files count as such)."""
-    return _sha256([(item.key, file_digest(item.path)) for item in unit.items])
+    """A fingerprint of the bytes of the unit's files (missing or unreadable files count as such); a file
+    that several items share (a source of many samples in one file) is hashed once."""
+    digests = {path: file_digest(path) for path in {item.path for item in unit.items}}
+    return _sha256([(item.key, digests[item.path]) for item in unit.items])
 
 
 def _skip_reason(item: MediaItem) -> str | None:

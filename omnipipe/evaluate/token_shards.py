@@ -7,7 +7,8 @@
 <out>/parts/part-*.npz    while running: finished files, written every ``flush_every`` files (resume)
 ```
 A killed run keeps its parts: the next run with the same tokenizer and settings skips the files
-they hold. The shards and the index are written at the end; then the parts are removed.
+they hold (unless a file changed since: its part is redone). The shards and the index are written at
+the end; then the parts are removed.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def tokenize_folder(
     A file that cannot be read is skipped: ``on_skip(path, reason)`` is called and the index lists it.
     """
     fingerprint = _fingerprint(model, resolution, frames, fps)
-    parts = _finished_parts(out, fingerprint)
+    parts = _finished_parts(out, fingerprint, folder)
     numbers = itertools.count(1 + max((int(p.stem.split("-")[1]) for p in _part_files(out)), default=-1))
     done = {entry["path"] for meta, _ in parts for entry in meta["files"] + meta["skipped"]}
     candidates = [item for item in scan_folder(str(folder), ("image", "video"), False, None) if item.kind or item.problem]
@@ -66,13 +67,14 @@ def tokenize_folder(
             pixels = read_media(item.path, resolution, frames, fps).to(device)
         except SkippedMedia as skipped:
             on_skip(item.key, skipped.reason)
-            pending["skipped"].append({"path": item.key, "reason": skipped.reason})
+            pending["skipped"].append({"path": item.key, "reason": skipped.reason, "state": _state(item.path)})
         else:
             with torch.inference_mode():
                 tokens = model.tokenize(pixels)[0].cpu()
             array = tokens.numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
             shard = f"{'image' if pixels.shape[2] == 1 else 'video'}-{'x'.join(map(str, array.shape))}"
-            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": pixels.shape[2]})
+            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": pixels.shape[2],
+                                     "state": _state(item.path)})  # fmt: skip
             arrays[shard].append(array)
         if len(pending["files"]) + len(pending["skipped"]) >= flush_every:
             parts.append(_write_part(out, next(numbers), fingerprint, pending, arrays))
@@ -96,8 +98,17 @@ def _part_files(out: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if PART_NAME.fullmatch(p.name)) if folder.is_dir() else []
 
 
-def _finished_parts(out: Path, fingerprint: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """The parts of an earlier run with the same fingerprint; parts of other runs are deleted."""
+def _state(path: Path) -> list[int] | None:
+    """Size and modification time: a part is reused only for files that did not change since."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return [info.st_size, info.st_mtime_ns]
+
+
+def _finished_parts(out: Path, fingerprint: str, folder: Path) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """The parts of an earlier run with the same fingerprint whose files did not change; others are deleted."""
     parts = []
     for path in _part_files(out):
         try:
@@ -106,7 +117,9 @@ def _finished_parts(out: Path, fingerprint: str) -> list[tuple[dict[str, Any], d
                 arrays = {key: part[key] for key in part.files if key != "meta"}
         except (OSError, ValueError, KeyError):
             meta = None
-        if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint:
+        if isinstance(meta, dict) and meta.get("fingerprint") == fingerprint and all(
+            entry["state"] == _state(folder / entry["path"]) for entry in meta["files"] + meta["skipped"]
+        ):
             parts.append((meta, arrays))
         else:
             with storage_errors(path):
@@ -140,7 +153,7 @@ def _consolidate(
             rows[shard][entry["path"]] = arrays[shard][seen[shard]]
             seen[shard] += 1
             entries.append(entry)
-        skipped += meta["skipped"]
+        skipped += [{"path": entry["path"], "reason": entry["reason"]} for entry in meta["skipped"]]
     entries.sort(key=lambda entry: entry["path"])
     counters: dict[str, int] = defaultdict(int)
     files = []
