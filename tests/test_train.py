@@ -106,6 +106,22 @@ def test_sigkill_mid_training_resumes_from_a_loadable_checkpoint(root: Path) -> 
     assert store.steps()[-1] == 300 and paths.model_file.is_file()
 
 
+def test_sigterm_stops_with_a_resume_hint(root: Path) -> None:
+    spec_path, spec = make_experiment(root, steps=300, checkpoint_every=2)
+    store = CheckpointStore(StagePaths.of(spec, "image_pretrain").checkpoints, keep_last=10)
+    command = [sys.executable, "-m", "omnipipe.cli", "train", "--spec", str(spec_path), "--stage", "image_pretrain"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not store.steps() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert f"stage 'image_pretrain' interrupted; {store.root}" in stderr
+    assert "is kept: run again with --resume to continue" in stderr
+
+
 class NaNAfter(torch.nn.Module):
     """A loss that turns non-finite at a given step (to test the trainer's guard)."""
 

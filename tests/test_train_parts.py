@@ -70,9 +70,11 @@ def test_checkpoints_are_published_whole_and_pruned(tmp_path: Path) -> None:
     fresh = torch.nn.Linear(3, 3)
     state = store.load(store.latest(), {"model": fresh})
     assert state == {"note": 3, "step": 3} and torch.equal(fresh.weight, model.weight)
+    assert sorted(p.name for p in store.latest().iterdir()) == ["checksums.json", "model.safetensors", "trainer.pt"]
     (store.latest() / "trainer.pt").write_bytes(b"truncated")
-    with pytest.raises(CheckpointError, match=r"step-000003: cannot load checkpoint"):
+    with pytest.raises(CheckpointError, match=r"step-000003: damaged checkpoint \(trainer.pt does not match its checksum\)"):
         store.load(store.latest(), {"model": fresh})
+    assert store.newest_intact() == (store.path(2), [f"{store.path(3)}: damaged checkpoint (trainer.pt does not match its checksum)"])
 
 
 def test_gradient_accumulation_consumes_micro_batches_and_keeps_ema(tmp_path: Path) -> None:

@@ -9,9 +9,13 @@ rank 0 writes the output (the EMA model when there is one).
 """
 from __future__ import annotations
 
+import errno
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,9 @@ from omnipipe.train.live import LiveLog
 from omnipipe.train.precision import Precision, autocast, grad_scaler, resolve_precision
 from omnipipe.train.seed import rng_state, seed_everything, set_rng_state
 from omnipipe.train.task import TrainingTask
+
+
+_STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class TrainingError(OmnipipeError):
@@ -72,9 +79,42 @@ class LoopResult:
 
 
 def run_training(
-    settings: LoopSettings, build: Callable[[DistContext], TrainingTask], *, resume: bool = False
+    settings: LoopSettings,
+    build: Callable[[DistContext], TrainingTask],
+    *,
+    resume: bool = False,
+    restart: bool = False,
 ) -> LoopResult:
-    """Train the task ``build(ctx)`` returns (called after seeding) to ``settings.steps``; see the module doc."""
+    """Train the task ``build(ctx)`` returns (called after seeding) to ``settings.steps``; see the module doc.
+
+    ``resume``: continue from the newest intact checkpoint whose fingerprint matches (else start over);
+    ``restart``: delete the stage's checkpoints and start over. With neither, existing checkpoints stop
+    the run with a message (nothing is deleted unasked).
+    """
+    store = CheckpointStore(settings.checkpoints, settings.keep_last)
+    try:
+        with _sigterm_as_interrupt():
+            return _run(settings, build, store, resume=resume, restart=restart)
+    except KeyboardInterrupt:
+        latest = store.latest()
+        kept = f"{latest} is kept" if latest is not None else "no checkpoint was written yet"
+        print(f"stage '{settings.name}' interrupted; {kept}: run again with --resume to continue", file=sys.stderr)
+        raise
+    except OSError as error:
+        if error.errno not in _STORAGE_ERRORS:
+            raise
+        where = error.filename or settings.checkpoints
+        raise TrainingError(f"{where}: {error.strerror or error}; {store.storage_advice()}") from None
+
+
+def _run(
+    settings: LoopSettings,
+    build: Callable[[DistContext], TrainingTask],
+    store: CheckpointStore,
+    *,
+    resume: bool,
+    restart: bool,
+) -> LoopResult:
     started = time.perf_counter()
     ctx = init_distributed(settings.device)
     seed_everything(settings.seed)
@@ -90,15 +130,11 @@ def run_training(
         modules["ema"] = ema.shadow
     states: dict[str, Any] = {"optimizer": task.optimizer, "scheduler": task.scheduler, "scaler": scaler}
     states = {name: value for name, value in {**states, **task.extra_states()}.items() if value is not None}
-    store = CheckpointStore(settings.checkpoints, settings.keep_last)
     run_id = run_fingerprint({"task": task.settings(), "precision": precision})
     print_fn = tqdm.write if ctx.is_main else (lambda _: None)
 
     step, consumed = 0, 0
-    latest = store.latest() if resume else None
-    if latest is not None and store.state(latest)["fingerprint"] != run_id:
-        print_fn(f"{latest}: written by another configuration or code version of stage '{settings.name}'; starting over")
-        latest = None
+    latest = _resume_point(settings.name, store, run_id, resume=resume, restart=restart, say=print_fn)
     if latest is None:
         if ctx.is_main:
             store.clear()
@@ -198,6 +234,46 @@ def summary_line(settings: LoopSettings, task: TrainingTask, result: LoopResult)
         + (f": {values}" if values else "")
         + f"; plots: {settings.live_dir / 'plots'}; output: {result.output}"
     )
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block SIGTERM (e.g. a scheduler stopping the job) interrupts like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resume_point(
+    name: str, store: CheckpointStore, run_id: str, *, resume: bool, restart: bool, say: Callable[[str], None]
+) -> Path | None:
+    """The checkpoint to continue from (None: start over, clearing the old ones) — see ``run_training``."""
+    if not resume:
+        newest = store.latest()
+        if newest is not None and not restart:
+            raise TrainingError(
+                f"{store.root}: stage '{name}' already has checkpoints (newest: {newest.name}); "
+                "run with --resume to continue them or --restart to delete them and start over"
+            )
+        return None
+    latest, damaged = store.newest_intact()
+    for problem in damaged:
+        say(f"{problem}; skipped")
+    if latest is not None and damaged:
+        say(f"falling back to the newest intact checkpoint {latest}")
+    if latest is not None and store.state(latest)["fingerprint"] != run_id:
+        say(f"{latest}: written by another configuration or code version of stage '{name}'; starting over")
+        return None
+    return latest
 
 
 def _evaluate(task: TrainingTask, model: nn.Module, step: int) -> Any:

@@ -37,11 +37,15 @@ def train_stage(
     registry: Registry,
     *,
     resume: bool = False,
+    restart: bool = False,
     num_workers: int = 0,
     precision: Precision = "auto",
     device: str | None = None,
 ) -> StagePaths:
-    """Run one stage to its last step; rank 0 writes checkpoints, live metrics and the final model."""
+    """Run one stage to its last step; rank 0 writes checkpoints, live metrics and the final model.
+
+    ``resume``/``restart``: what to do with the stage's existing checkpoints (see ``run_training``).
+    """
     settings = stage_loop_settings(spec, stage_name, precision=precision, device=device)
-    run_training(settings, lambda ctx: TokenizerTask(spec, stage_name, registry, ctx, num_workers), resume=resume)
+    run_training(settings, lambda ctx: TokenizerTask(spec, stage_name, registry, ctx, num_workers), resume=resume, restart=restart)
     return StagePaths.of(spec, stage_name)
