@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.plugins import get_registry, load_registry
+from omnipipe.spec.loader import load_spec
 from omnipipe.train.checkpoint import CheckpointStore
 from omnipipe.train.paths import StagePaths
 from omnipipe.train.loop import TrainingError
@@ -79,8 +80,41 @@ def test_resume_starts_over_on_a_checkpoint_of_another_configuration(root: Path,
     first = _weights(paths.model_file)
     _, changed = make_experiment(root, steps=3, checkpoint_every=3, lr=1e-3)
     train_stage(changed, "image_pretrain", get_registry(), resume=True)
-    assert "step-000003: written by another configuration or code version of stage 'image_pretrain'; starting over" in capsys.readouterr().out
+    assert "step-000003: written with other settings, code or inputs of stage 'image_pretrain'; starting over" in capsys.readouterr().out
     assert not torch.equal(first["encoder.norm.weight"], _weights(paths.model_file)["encoder.norm.weight"])
+
+
+KL_STAGE = """\
+    kl_finetune:
+      data: joint
+      steps: 2
+      batch_size: 2
+      init_from: joint
+      quantizer: {type: kl, latent_channels: 4}
+      checkpoint_every: 2
+"""
+
+
+def test_a_changed_upstream_model_restarts_a_later_stage_that_swaps_the_quantizer(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #11's experiment: a new codebook size retrains image_pretrain and joint; kl_finetune (whose own
+    model hides the VQ behind its KL swap) must start over from the new joint, not resume the old run."""
+    spec_path, spec = make_experiment(root, steps=2, checkpoint_every=2, extra=KL_STAGE)
+    for stage in ("image_pretrain", "joint", "kl_finetune"):
+        train_stage(spec, stage, get_registry(), resume=True)
+    old = _weights(StagePaths.of(spec, "kl_finetune").model_file)
+    spec_path.write_text(spec_path.read_text().replace("codebook_size: 64", "codebook_size: 32"))
+    changed = load_spec(spec_path, get_registry())
+    for stage in ("image_pretrain", "joint"):
+        train_stage(changed, stage, get_registry(), resume=True)
+    capsys.readouterr()
+    train_stage(changed, "kl_finetune", get_registry(), resume=True)
+    out = capsys.readouterr().out
+    assert "step-000002: written with other settings, code or inputs of stage 'kl_finetune'; starting over" in out
+    assert "resuming" not in out
+    new = _weights(StagePaths.of(spec, "kl_finetune").model_file)
+    assert not torch.equal(old["encoder.norm.weight"], new["encoder.norm.weight"])
 
 
 def test_sigkill_mid_training_resumes_from_a_loadable_checkpoint(root: Path) -> None:

@@ -92,3 +92,25 @@ def test_gradient_accumulation_consumes_micro_batches_and_keeps_ema(tmp_path: Pa
 
     assert torch.equal(load_file(str(paths.model_file))["encoder.norm.weight"],
                        load_file(str(store.latest() / "ema.safetensors"))["encoder.norm.weight"])  # fmt: skip
+
+
+def test_content_hash_follows_bytes_and_names_not_location(tmp_path: Path) -> None:
+    import hashlib
+
+    from omnipipe.train.fingerprint import content_hash
+
+    folder = tmp_path / "prepared"
+    (folder / "train").mkdir(parents=True)
+    (folder / "index.json").write_bytes(b"{}")
+    (folder / "train" / "shard.npy").write_bytes(b"\x00\x01")
+    first = content_hash(folder)
+    expected = hashlib.sha256()
+    for name, data in (("index.json", b"{}"), ("train/shard.npy", b"\x00\x01")):
+        expected.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    assert first == expected.hexdigest()
+    assert content_hash(folder / "index.json") == hashlib.sha256(b"{}").hexdigest()
+    folder.rename(tmp_path / "moved")
+    assert content_hash(tmp_path / "moved") == first
+    (tmp_path / "moved" / "train" / "shard.npy").write_bytes(b"\x00\x02")  # same size, other content
+    assert content_hash(tmp_path / "moved") != first
+    assert content_hash(tmp_path / "nowhere") == "missing"

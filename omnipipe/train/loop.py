@@ -87,7 +87,8 @@ def run_training(
 ) -> LoopResult:
     """Train the task ``build(ctx)`` returns (called after seeding) to ``settings.steps``; see the module doc.
 
-    ``resume``: continue from the newest intact checkpoint whose fingerprint matches (else start over);
+    ``resume``: continue from the newest intact checkpoint when it was written with the same settings, code
+    and input contents (``task.inputs()``), else start over;
     ``restart``: delete the stage's checkpoints and start over. With neither, existing checkpoints stop
     the run with a message (nothing is deleted unasked).
     """
@@ -130,7 +131,7 @@ def _run(
         modules["ema"] = ema.shadow
     states: dict[str, Any] = {"optimizer": task.optimizer, "scheduler": task.scheduler, "scaler": scaler}
     states = {name: value for name, value in {**states, **task.extra_states()}.items() if value is not None}
-    run_id = run_fingerprint({"task": task.settings(), "precision": precision})
+    run_id = run_fingerprint({"task": task.settings(), "precision": precision}, task.inputs())
     print_fn = tqdm.write if ctx.is_main else (lambda _: None)
 
     step, consumed = 0, 0
@@ -271,7 +272,7 @@ def _resume_point(
     if latest is not None and damaged:
         say(f"falling back to the newest intact checkpoint {latest}")
     if latest is not None and store.state(latest)["fingerprint"] != run_id:
-        say(f"{latest}: written by another configuration or code version of stage '{name}'; starting over")
+        say(f"{latest}: written with other settings, code or inputs of stage '{name}'; starting over")
         return None
     return latest
 

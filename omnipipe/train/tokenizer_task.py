@@ -95,6 +95,13 @@ class TokenizerTask(TrainingTask):
             "stage": stage.model_dump(mode="json"),
         }
 
+    def inputs(self) -> list[Path]:
+        """The prepared data and, with ``init_from``, the earlier stage's model."""
+        files = [Path(self.spec.data.prepared_dir)]
+        if self.stage.init_from is not None:
+            files.append(StagePaths.of(self.spec, self.stage.init_from).model_file)
+        return files
+
     def batches(self, start: int) -> Iterator[Batch]:
         """The stage's training batches of this rank, from the ``start``-th on (one planned stream per stage)."""
         total = self.stage.steps * self.stage.grad_accum
