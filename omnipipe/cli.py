@@ -6,9 +6,10 @@ import sys
 import traceback
 
 from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
+from omnipipe.commands import plots_template
 from omnipipe.errors import OmnipipeError
 
-COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, plots_template)
 
 
 def build_parser() -> argparse.ArgumentParser:

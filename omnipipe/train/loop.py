@@ -33,6 +33,7 @@ from omnipipe.train.ema import WeightEMA
 from omnipipe.train.fingerprint import run_fingerprint
 from omnipipe.train.live import LiveLog
 from omnipipe.train.precision import Precision, autocast, grad_scaler, resolve_precision
+from omnipipe.train.record import write_record
 from omnipipe.train.seed import rng_state, seed_everything, set_rng_state
 from omnipipe.train.task import TrainingTask
 
@@ -51,6 +52,7 @@ class LoopSettings:
     ``eval_every``: call the task's ``evaluate`` every this many steps and at the last one (None: never).
     ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32``, ``bf16`` or ``fp16``
     (autocast with loss scaling). ``device``: e.g. ``cpu``, ``cuda`` (None: CUDA when available).
+    ``record_dir``: where the stage's record for DVC goes at the end (``omnipipe.train.record``; None: none).
     """
 
     name: str
@@ -66,6 +68,7 @@ class LoopSettings:
     eval_every: int | None = None
     precision: Precision = "auto"
     device: str | None = None
+    record_dir: Path | None = None
 
 
 @dataclass
@@ -221,6 +224,8 @@ def _run(
         result.output = task.write_output(ema.shadow if ema is not None else model)
         if live is not None:
             live.close()
+        if settings.record_dir is not None:
+            write_record(settings.record_dir, settings.live_dir, step, task.summary_keys)
         print_fn(summary_line(settings, task, result))
     return result
 
@@ -233,7 +238,7 @@ def summary_line(settings: LoopSettings, task: TrainingTask, result: LoopResult)
     return (
         f"stage '{settings.name}' done at step {result.step} in {int(minutes)}m{seconds:04.1f}s"
         + (f": {values}" if values else "")
-        + f"; plots: {settings.live_dir / 'plots'}; output: {result.output}"
+        + f"; plots: {(settings.record_dir or settings.live_dir) / 'plots'}; output: {result.output}"
     )
 
 

@@ -22,7 +22,8 @@ from omnipipe.train.loop import TrainingError
 from omnipipe.train.objective import Objective
 from omnipipe.train.optimizer import make_optimizer, make_scheduler
 from omnipipe.train.paths import StagePaths
-from omnipipe.train.task import StepLoss, TrainingTask
+from omnipipe.train.task import Evaluation, StepLoss, TrainingTask
+from omnipipe.train.val_preview import ReconstructionPreview, batch_key
 
 
 def stage_model_spec(spec: Experiment, stage: StageSpec) -> ModelSpec:
@@ -46,7 +47,7 @@ class TokenizerTask(TrainingTask):
     """One stage of ``train.stages``: reconstruction objective, optional GAN, on the prepared data."""
 
     find_unused_parameters = True  # image batches leave the temporal patch weights unused
-    summary_keys = ("codebook/usage", "codebook/perplexity")
+    summary_keys = ("val/psnr", "val/lpips", "codebook/usage", "codebook/perplexity")
 
     def __init__(
         self, spec: Experiment, stage_name: str, registry: Registry, ctx: DistContext, num_workers: int = 0
@@ -82,6 +83,7 @@ class TokenizerTask(TrainingTask):
         self.scheduler = make_scheduler(self.optimizer, stage.schedule, stage.steps)
         self.d_optimizer = make_optimizer(stage.optimizer, self.discriminators.parameters()) if self.adversarial else None
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # (reconstruction, target) of the last micro-batch
+        self._preview: ReconstructionPreview | None = None  # built on first use (rank 0 evaluates)
 
     def settings(self) -> dict[str, Any]:
         spec, stage = self.spec, self.stage
@@ -92,7 +94,7 @@ class TokenizerTask(TrainingTask):
             "losses": {k: v.model_dump(mode="json") for k, v in spec.train.losses.items()},
             "quantizer_loss_weights": spec.train.quantizer_loss_weights,
             "discriminators": {k: v.model_dump(mode="json") for k, v in spec.train.discriminators.items()},
-            "stage": stage.model_dump(mode="json"),
+            "stage": stage.model_dump(mode="json", exclude={"eval_every"}),  # evaluation leaves the weights alone
         }
 
     def inputs(self) -> list[Path]:
@@ -125,7 +127,14 @@ class TokenizerTask(TrainingTask):
                 terms[name] = entry.weight * g_loss
                 logged.update({f"{name}/{k}": float(v) for k, v in g_stats.items()})
         self._last = (out.reconstruction, target)
+        logged[f"loss_by_batch/{batch_key(target)}"] = float(sum(terms.values()).detach())
         return StepLoss(terms, logged)
+
+    def evaluate(self, model: nn.Module, step: int) -> Evaluation:
+        """Reconstruction PSNR (and LPIPS when its weights are present) and a picture of fixed val batches."""
+        if self._preview is None:
+            self._preview = ReconstructionPreview.of_stage(self.spec, self.stage, self.ctx.device)
+        return self._preview(model)
 
     def after_update(self, step: int) -> dict[str, float]:
         """The discriminator step on the last micro-batch, from its own loss only."""

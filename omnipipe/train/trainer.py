@@ -26,6 +26,8 @@ def stage_loop_settings(
         ema_decay=stage.ema_decay,
         checkpoint_every=stage.checkpoint_every,
         keep_last=stage.keep_last,
+        eval_every=stage.eval_every,
+        record_dir=paths.out_dir,
         precision=precision,
         device=device,
     )
