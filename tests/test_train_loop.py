@@ -70,6 +70,7 @@ def _settings(root: Path, eval_every: int | None = None) -> LoopSettings:
     return LoopSettings(
         name="regression", steps=60, checkpoints=root / "ckpt", live_dir=root / "live", seed=3, grad_accum=2,
         grad_clip=10.0, ema_decay=0.5, checkpoint_every=30, keep_last=5, eval_every=eval_every, device="cpu",
+        record_dir=root / "record",
     )  # fmt: skip
 
 
@@ -96,6 +97,16 @@ def test_half_then_resume_then_half_is_bit_exact(tmp_path: Path) -> None:
     resumed = _train(root, resume=True)
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+    # The live log holds steps 31..60 twice now; the record keeps one row per step: the same bytes.
+    assert len((root / "live/plots/metrics/loss/mse.tsv").read_text().splitlines()) == 1 + 60 + 30
+    records = [sorted(p.relative_to(r) for p in r.rglob("*") if p.is_file()) for r in (tmp_path / "straight/record", root / "record")]
+    assert records[0] == records[1] and Path("plots/metrics/loss/mse.tsv") in records[0]
+    for relative in records[0]:
+        assert (tmp_path / "straight/record" / relative).read_bytes() == (root / "record" / relative).read_bytes(), relative
+    assert not any(path.parts[2] == "time" for path in records[0] if len(path.parts) > 2)
+    metrics = json.loads((root / "record/metrics.json").read_text())
+    tail = [float(line.split("\t")[1]) for line in (root / "record/plots/metrics/loss/total.tsv").read_text().splitlines()[-10:]]
+    assert metrics == {"step": 60, "train_loss": pytest.approx(sum(tail) / 10)}
 
 
 def test_evaluation_leaves_training_unchanged_and_logs_a_series(tmp_path: Path) -> None:
@@ -212,6 +223,7 @@ def test_a_read_only_output_folder_stops_with_one_line(tmp_path: Path) -> None:
     assert "make the folder writable, then run again with --resume (it continues from the start)" in message
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")  # fp16's skipped first step
 def test_precision_options_train_and_a_checkpoint_resumes_only_in_its_own_precision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
