@@ -174,16 +174,16 @@ def _run(
                 data_wait += time.perf_counter() - fetched
                 sync = micro == settings.grad_accum - 1 or ctx.world_size == 1
                 with (nullcontext() if sync else net.no_sync()), autocast(precision, ctx.device):
-                    result = task.loss(net, batch, step)
-                    total = sum(result.terms.values())
+                    step_loss = task.loss(net, batch, step)
+                    total = sum(step_loss.terms.values())
                 if not torch.isfinite(total):
-                    terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in result.terms.items())
+                    terms = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in step_loss.terms.items())
                     raise TrainingError(
                         f"stage '{settings.name}' step {step}: non-finite loss ({terms}); stopped — "
                         f"last good checkpoint: {store.latest() or 'none yet'}"
                     )
                 scaler.scale(total / settings.grad_accum).backward()
-                values = {f"loss/{k}": float(v.detach()) for k, v in result.terms.items()} | result.logged
+                values = {f"loss/{k}": float(v.detach()) for k, v in step_loss.terms.items()} | step_loss.logged
                 for key, value in values.items():
                     sums[key] = sums.get(key, 0.0) + value
                     counts[key] = counts.get(key, 0) + 1
