@@ -129,18 +129,19 @@ class CheckpointStore:
                 raise CheckpointError(f"{path}: damaged checkpoint ({name} does not match its checksum)")
 
     @classmethod
-    def state(cls, path: Path) -> dict[str, Any]:
-        """The trainer state of the checkpoint at ``path`` (verified first)."""
-        cls.verify(path)
+    def state(cls, path: Path, *, verified: bool = False) -> dict[str, Any]:
+        """The trainer state of the checkpoint at ``path`` (verified first unless ``verified``)."""
+        if not verified:
+            cls.verify(path)
         try:
             return torch.load(path / TRAINER_STATE, weights_only=True, map_location="cpu")
         except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways; all mean "unreadable"
             raise CheckpointError(f"{path}: cannot load checkpoint ({error})") from None
 
     @classmethod
-    def load(cls, path: Path, modules: dict[str, torch.nn.Module]) -> dict[str, Any]:
-        """Verify the checkpoint, load the modules' weights in place and return the trainer state."""
-        state = cls.state(path)
+    def load(cls, path: Path, modules: dict[str, torch.nn.Module], *, verified: bool = False) -> dict[str, Any]:
+        """Verify the checkpoint (unless ``verified``), load the modules' weights in place, return the trainer state."""
+        state = cls.state(path, verified=verified)
         for name, module in modules.items():
             try:
                 load_model(module, str(path / f"{name}.safetensors"), strict=True)

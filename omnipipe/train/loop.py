@@ -143,7 +143,7 @@ def _run(
         if ctx.is_main:
             store.clear()
     else:
-        saved = store.load(latest, modules)
+        saved = store.load(latest, modules, verified=True)  # _resume_point verified it
         for name, value in states.items():
             value.load_state_dict(saved[name])
         set_rng_state(saved["rng"][ctx.rank] if ctx.rank < len(saved["rng"]) else saved["rng"][0])
@@ -262,7 +262,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def _resume_point(
     name: str, store: CheckpointStore, run_id: str, *, resume: bool, restart: bool, say: Callable[[str], None]
 ) -> Path | None:
-    """The checkpoint to continue from (None: start over, clearing the old ones) — see ``run_training``."""
+    """The checkpoint to continue from, verified (None: start over, clearing the old ones) — see ``run_training``."""
     if not resume:
         newest = store.latest()
         if newest is not None and not restart:
@@ -276,7 +276,7 @@ def _resume_point(
         say(f"{problem}; skipped")
     if latest is not None and damaged:
         say(f"falling back to the newest intact checkpoint {latest}")
-    if latest is not None and store.state(latest)["fingerprint"] != run_id:
+    if latest is not None and store.state(latest, verified=True)["fingerprint"] != run_id:
         say(f"{latest}: written with other settings, code or inputs of stage '{name}'; starting over")
         return None
     return latest
