@@ -6,11 +6,13 @@ import os
 import sys
 import traceback
 
-from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
 from omnipipe import __version__
+from omnipipe.commands import (
+    components, evaluate, plots_template, prepare, reconstruct, schema, tokenize, train, validate, weights,
+)  # fmt: skip
 from omnipipe.errors import OmnipipeError
 
-COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, plots_template)
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

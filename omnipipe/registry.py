@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,9 @@ FORBIDDEN_KEYS = frozenset({"size", "nfiles"})
 RESERVED_KEYS = frozenset({"type"})
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
+BuildCheck = Callable[[Any, Mapping[str, Any]], "str | None"]
+"""``check(component, context) -> problem or None``: run on every component of its kind right after it is built."""
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -55,8 +58,17 @@ class Registry:
     """Holds every component the loaded plugins registered, by kind and name."""
 
     def __init__(self) -> None:
+        from omnipipe.nn.quantizer_check import check_quantizer
+
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._provider = "<direct call>"
+        self._checks: dict[str, list[BuildCheck]] = {kind: [] for kind in KINDS}
+        self.add_check("quantizer", check_quantizer)
+
+    def add_check(self, kind: str, check: BuildCheck) -> None:
+        """Run ``check(component, context)`` on every ``kind`` component ``build`` makes; a returned phrase
+        stops the build with one line naming the component and its provider."""
+        self._checks[self.get_kind(kind)].append(check)
 
     @contextmanager
     def providing(self, provider: str) -> Iterator[Registry]:
@@ -122,7 +134,8 @@ class Registry:
     def build(self, kind: str, spec: ComponentSpec | Mapping[str, Any], **context: Any) -> Any:
         """Instantiate a component from ``{type: name, ...params}`` (or a resolved spec entry).
 
-        ``context`` is what the assembler knows and passes on, e.g. ``dim`` for a quantizer.
+        ``context`` is what the assembler knows and passes on, e.g. ``dim`` for a quantizer. The kind's
+        build checks (``add_check``; quantizers: ``omnipipe.nn.quantizer_check``) run on the result.
         """
         from omnipipe.spec.component import ComponentSpec, resolve_params
 
@@ -135,4 +148,10 @@ class Registry:
             if name is None:
                 raise RegistryError(f"a {kind} entry needs a 'type' key (registered: {', '.join(self.names(kind))})")
             params = resolve_params(self, kind, name, raw)
-        return self.get(kind, name).cls(params, **context)
+        entry = self.get(kind, name)
+        component = entry.cls(params, **context)
+        for check in self._checks[kind]:
+            problem = check(component, context)
+            if problem is not None:
+                raise RegistryError(f"{kind} '{name}' from {entry.provider}: {problem}")
+        return component

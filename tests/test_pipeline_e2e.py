@@ -24,6 +24,7 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
     work = tmp_path / "repo"
     work.mkdir()
     shutil.copy(REPO / "dvc.yaml", work)
+    shutil.copy(REPO / ".gitignore", work)
     shutil.copytree(REPO / "omnipipe", work / "omnipipe", ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((REPO / "pipelines" / "tiny.yaml").read_text())
     for stage in spec["train"]["stages"].values():
@@ -32,6 +33,7 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
     (work / "pipelines" / "tiny.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
+    shutil.copy(REPO / ".dvc" / "config", work / ".dvc" / "config")
     _run(["git", "add", "-A"], work)  # a clone has commits; dvclive fails in a repository without any
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "pipeline"], work)
     _run(["dvc", "repro"], work)
@@ -42,7 +44,42 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
         assert (work / f"outputs/tiny/{stage}/model.safetensors").is_file()
         assert json.loads((work / f"outputs/tiny/{stage}/live/metrics.json").read_text())["step"] == 6
     assert "Data and pipelines are up to date." in _run(["dvc", "status"], work)
+    original = (work / "pipelines" / "tiny.yaml").read_text()
     spec["train"]["stages"]["kl_finetune"]["steps"] = 3
     (work / "pipelines" / "tiny.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     status = _run(["dvc", "status"], work)
     assert "kl_finetune" in status and "joint:" not in status and "image_pretrain" not in status
+    (work / "pipelines" / "tiny.yaml").write_text(original)
+
+    # An experiment is recorded with its metrics, next to the committed run, and DVC compares them.
+    _run(["git", "add", "-A"], work)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "tiny run"], work)
+    tracked = _run(["git", "ls-files", "outputs"], work).split()
+    assert "outputs/tiny/kl_finetune/metrics.json" in tracked and "outputs/tiny/joint/plots/images/reconstructions.png" in tracked
+    assert not [path for path in tracked if "checkpoints" in path or path.endswith(".safetensors") or "/live/" in path]
+    _run(["dvc", "exp", "run", "-n", "short-kl", "-S", "pipelines/tiny.yaml:train.stages.kl_finetune.steps=3"], work)
+    rows = {row["name"]: row for row in experiment_rows(json.loads(_run(["dvc", "exp", "show", "--json"], work)))}
+    committed, experiment = rows["master"], rows["short-kl"]
+    assert committed["outputs/tiny/kl_finetune/metrics.json"]["step"] == 6
+    assert experiment["outputs/tiny/kl_finetune/metrics.json"]["step"] == 3
+    for stage in ("image_pretrain", "joint"):  # not rerun: the experiment carries the same numbers
+        assert experiment[f"outputs/tiny/{stage}/metrics.json"] == committed[f"outputs/tiny/{stage}/metrics.json"]
+    assert set(committed["outputs/tiny/joint/metrics.json"]) >= {"step", "train_loss", "val_psnr", "codebook_usage"}
+    diff = json.loads(_run(["dvc", "metrics", "diff", "HEAD", "--json"], work))
+    assert diff["outputs/tiny/kl_finetune/metrics.json"]["step"] == {"old": 6, "new": 3, "diff": -3}
+    _run(["dvc", "plots", "diff", "HEAD", "-o", "compared"], work)
+    page = (work / "compared" / "index.html").read_text()
+    assert "<script src" not in page  # nothing loaded from the network
+    assert "window.vegaEmbed=" in page and "vegaEmbed('#" in page and "reconstructions.png" in page
+
+
+def experiment_rows(shown: list[dict]) -> list[dict]:
+    """``dvc exp show --json`` flattened: one dict per commit or experiment, ``name`` and metrics by file."""
+    rows = []
+    for commit in shown:
+        runs = [commit] + [rev for experiment in commit.get("experiments") or [] for rev in experiment["revs"]]
+        for run in runs:
+            metrics = (run.get("data") or {}).get("metrics") or {}
+            rows.append({"name": run.get("name") or run["rev"],
+                         **{path: value.get("data", {}) for path, value in metrics.items()}})  # fmt: skip
+    return rows

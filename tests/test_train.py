@@ -1,7 +1,9 @@
 """Training: it learns, resumes exactly, survives SIGKILL, stops on NaN, and keeps GAN updates apart."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -9,16 +11,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file
 
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.plugins import get_registry, load_registry
+from omnipipe.spec.loader import load_spec
 from omnipipe.train.checkpoint import CheckpointStore
 from omnipipe.train.paths import StagePaths
-from omnipipe.train.trainer import TrainingError, stage_model_spec, train_stage
+from omnipipe.train.loop import TrainingError
+from omnipipe.train.tokenizer_task import stage_model_spec
+from omnipipe.train.trainer import train_stage
+from omnipipe.train.val_preview import ReconstructionPreview
 from omnipipe.data.loader import make_loader
 from training_setup import WITH_GAN, make_experiment, write_media
 
@@ -77,8 +85,41 @@ def test_resume_starts_over_on_a_checkpoint_of_another_configuration(root: Path,
     first = _weights(paths.model_file)
     _, changed = make_experiment(root, steps=3, checkpoint_every=3, lr=1e-3)
     train_stage(changed, "image_pretrain", get_registry(), resume=True)
-    assert "step-000003: written by another configuration or code version of stage 'image_pretrain'; starting over" in capsys.readouterr().out
+    assert "step-000003: written with other settings, code or inputs of stage 'image_pretrain'; starting over" in capsys.readouterr().out
     assert not torch.equal(first["encoder.norm.weight"], _weights(paths.model_file)["encoder.norm.weight"])
+
+
+KL_STAGE = """\
+    kl_finetune:
+      data: joint
+      steps: 2
+      batch_size: 2
+      init_from: joint
+      quantizer: {type: kl, latent_channels: 4}
+      checkpoint_every: 2
+"""
+
+
+def test_a_changed_upstream_model_restarts_a_later_stage_that_swaps_the_quantizer(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue #11's experiment: a new codebook size retrains image_pretrain and joint; kl_finetune (whose own
+    model hides the VQ behind its KL swap) must start over from the new joint, not resume the old run."""
+    spec_path, spec = make_experiment(root, steps=2, checkpoint_every=2, extra=KL_STAGE)
+    for stage in ("image_pretrain", "joint", "kl_finetune"):
+        train_stage(spec, stage, get_registry(), resume=True)
+    old = _weights(StagePaths.of(spec, "kl_finetune").model_file)
+    spec_path.write_text(spec_path.read_text().replace("codebook_size: 64", "codebook_size: 32"))
+    changed = load_spec(spec_path, get_registry())
+    for stage in ("image_pretrain", "joint"):
+        train_stage(changed, stage, get_registry(), resume=True)
+    capsys.readouterr()
+    train_stage(changed, "kl_finetune", get_registry(), resume=True)
+    out = capsys.readouterr().out
+    assert "step-000002: written with other settings, code or inputs of stage 'kl_finetune'; starting over" in out
+    assert "resuming" not in out
+    new = _weights(StagePaths.of(spec, "kl_finetune").model_file)
+    assert not torch.equal(old["encoder.norm.weight"], new["encoder.norm.weight"])
 
 
 def test_sigkill_mid_training_resumes_from_a_loadable_checkpoint(root: Path) -> None:
@@ -102,6 +143,22 @@ def test_sigkill_mid_training_resumes_from_a_loadable_checkpoint(root: Path) -> 
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resuming stage 'image_pretrain' at step {killed_at[-1]}" in result.stdout
     assert store.steps()[-1] == 300 and paths.model_file.is_file()
+
+
+def test_sigterm_stops_with_a_resume_hint(root: Path) -> None:
+    spec_path, spec = make_experiment(root, steps=300, checkpoint_every=2)
+    store = CheckpointStore(StagePaths.of(spec, "image_pretrain").checkpoints, keep_last=10)
+    command = [sys.executable, "-m", "omnipipe.cli", "train", "--spec", str(spec_path), "--stage", "image_pretrain"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not store.steps() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert f"stage 'image_pretrain' interrupted; {store.root}" in stderr
+    assert "is kept: run again with --resume to continue" in stderr
 
 
 class NaNAfter(torch.nn.Module):
@@ -190,3 +247,60 @@ def test_ddp_dead_code_restarts_keep_codebooks_identical(media: Path, tmp_path: 
     assert "replicas identical across 2 ranks (weights and codebook)" in run.stdout
     restarted = (tmp_path / "outputs/unit/image_pretrain/live/plots/metrics/codebook/restarted.tsv").read_text()
     assert sum(float(line.split("\t")[1]) for line in restarted.splitlines()[1:]) > 0  # restarts did happen
+
+
+def test_a_joint_stage_logs_series_per_batch_kind_val_reconstructions_and_a_record(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, spec = make_experiment(root, steps=2, checkpoint_every=2, val_fraction=0.5)  # val: images and clips
+    train_stage(spec, "image_pretrain", get_registry())
+    spec.train.stages["joint"].eval_every = 2
+    paths = train_stage(spec, "joint", get_registry())
+    plots = paths.out_dir / "plots" / "metrics"
+
+    def series(name: str) -> dict[int, float]:
+        return {int(s): float(v) for s, v in (line.split("\t") for line in (plots / f"{name}.tsv").read_text().splitlines()[1:])}
+
+    total, images, videos = series("loss/total"), series("loss_by_batch/image_16x16"), series("loss_by_batch/video_16x16")
+    assert sorted(images | videos) == [1, 2, 3, 4] and not images.keys() & videos.keys()  # one kind per step
+    assert all(total[step] == pytest.approx((images | videos)[step], rel=1e-6) for step in total)
+
+    stage = spec.train.stages["joint"]
+    model = Tokenizer.from_checkpoint(paths.model_file)  # no EMA: the model of step 4
+    fixed = {}
+    for batch in make_loader(spec, stage, "val"):
+        kind = "image" if batch.pixels.shape[2] == 1 else "video"
+        fixed.setdefault(kind, batch.pixels[:8])
+    assert sorted(fixed) == ["image", "video"]
+    with torch.no_grad():
+        for kind, target in fixed.items():
+            recon = model(target).reconstruction.clamp(-1, 1)
+            mse = ((recon - target) / 2).double().square().flatten(1).mean(1)  # pixels in [0, 1]
+            expected = float((10 * torch.log10(1 / mse)).mean())
+            assert series(f"val_by_batch/{kind}_16x16/psnr")[4] == pytest.approx(expected, abs=1e-4)
+    assert sorted(series("val/psnr")) == [2, 4]
+
+    picture = np.asarray(Image.open(paths.out_dir / "plots" / "images" / "reconstructions.png"))
+    first = ((fixed["image"][0, :, 0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()  # (H, W, 3)
+    assert np.array_equal(picture[:48, :48], first.repeat(3, axis=0).repeat(3, axis=1))  # enlarged 3×, top left
+
+    record = json.loads((paths.out_dir / "metrics.json").read_text())
+    assert record["step"] == 4 and record["train_loss"] == pytest.approx(sum(total.values()) / 4)
+    assert record["val_psnr"] == pytest.approx(series("val/psnr")[4]) and 0 < record["codebook_usage"] <= 1
+    assert "time" not in {path.name for path in plots.iterdir()}  # wall-clock series stay in the live log
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.fullmatch(rf"stage 'joint' done at step 4 in 0m\d\d\.\ds: loss/recon \S+, loss/quantizer_commitment \S+, "
+                        rf"loss/total \S+, val/psnr \S+, codebook/usage \S+, codebook/perplexity \S+; "
+                        rf"plots: {re.escape(str(paths.out_dir / 'plots'))}; output: {re.escape(str(paths.model_file))}", line)  # fmt: skip
+
+
+def test_the_val_preview_of_a_joint_stage_without_val_clips_shows_its_images(root: Path) -> None:
+    _, spec = make_experiment(root, val_fraction=0.3)  # this split has val images but no val clips
+    preview = ReconstructionPreview.of_stage(spec, spec.train.stages["joint"], torch.device("cpu"))
+    assert list(preview.batches) == ["image_16x16"]
+    other = root / "no-val"
+    for name in ("images", "videos"):
+        shutil.copytree(root / name, other / name)
+    _, spec = make_experiment(other, val_fraction=0.0)
+    empty = ReconstructionPreview.of_stage(spec, spec.train.stages["joint"], torch.device("cpu"))
+    assert empty.batches == {} and empty(torch.nn.Identity()).scalars == {}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from omnipipe.nn.vq import VectorQuantizer
 from omnipipe.plugins import get_registry
 from omnipipe.spec.train import ScheduleSpec
 from omnipipe.train.checkpoint import CheckpointError, CheckpointStore
@@ -37,6 +38,27 @@ def test_weight_ema_follows_the_formula() -> None:
     assert not ema.shadow.weight.requires_grad
 
 
+def test_ema_model_averages_the_codebook_with_the_projections() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VectorQuantizer.Params(codebook_size=16, code_dim=4, decay=0.5, dead_code_threshold=0), dim=8)
+    vq.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
+    ema = WeightEMA(vq, decay=0.8)
+    expected = {name: value.clone() for name, value in vq.state_dict().items()}
+    for step in range(3):
+        vq.train()(torch.randn(2, 1, 4, 4, 8))  # moves the codebook and cluster sizes (EMA k-means)
+        with torch.no_grad():
+            vq.proj_in.weight.add_(0.1)
+            vq.steps_seen.add_(1)
+        ema.update(vq)
+        for name, value in vq.state_dict().items():  # the reference: every float entry averaged alike
+            expected[name] = 0.8 * expected[name] + 0.2 * value if value.is_floating_point() else value.clone()
+    shadow = ema.shadow.state_dict()
+    for name in ("codebook", "embed_sum", "cluster_size", "proj_in.weight"):
+        assert torch.allclose(shadow[name], expected[name], atol=1e-6), name
+        assert not torch.allclose(shadow[name], vq.state_dict()[name]), name  # not the live model's
+    assert int(shadow["steps_seen"]) == 3  # counters are copied
+
+
 def test_checkpoints_are_published_whole_and_pruned(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path / "ckpt", keep_last=2)
     model = torch.nn.Linear(3, 3)
@@ -48,9 +70,11 @@ def test_checkpoints_are_published_whole_and_pruned(tmp_path: Path) -> None:
     fresh = torch.nn.Linear(3, 3)
     state = store.load(store.latest(), {"model": fresh})
     assert state == {"note": 3, "step": 3} and torch.equal(fresh.weight, model.weight)
+    assert sorted(p.name for p in store.latest().iterdir()) == ["checksums.json", "model.safetensors", "trainer.pt"]
     (store.latest() / "trainer.pt").write_bytes(b"truncated")
-    with pytest.raises(CheckpointError, match=r"step-000003: cannot load checkpoint"):
+    with pytest.raises(CheckpointError, match=r"step-000003: damaged checkpoint \(trainer.pt does not match its checksum\)"):
         store.load(store.latest(), {"model": fresh})
+    assert store.newest_intact() == (store.path(2), [f"{store.path(3)}: damaged checkpoint (trainer.pt does not match its checksum)"])
 
 
 def test_gradient_accumulation_consumes_micro_batches_and_keeps_ema(tmp_path: Path) -> None:
@@ -68,3 +92,25 @@ def test_gradient_accumulation_consumes_micro_batches_and_keeps_ema(tmp_path: Pa
 
     assert torch.equal(load_file(str(paths.model_file))["encoder.norm.weight"],
                        load_file(str(store.latest() / "ema.safetensors"))["encoder.norm.weight"])  # fmt: skip
+
+
+def test_content_hash_follows_bytes_and_names_not_location(tmp_path: Path) -> None:
+    import hashlib
+
+    from omnipipe.train.fingerprint import content_hash
+
+    folder = tmp_path / "prepared"
+    (folder / "train").mkdir(parents=True)
+    (folder / "index.json").write_bytes(b"{}")
+    (folder / "train" / "shard.npy").write_bytes(b"\x00\x01")
+    first = content_hash(folder)
+    expected = hashlib.sha256()
+    for name, data in (("index.json", b"{}"), ("train/shard.npy", b"\x00\x01")):
+        expected.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    assert first == expected.hexdigest()
+    assert content_hash(folder / "index.json") == hashlib.sha256(b"{}").hexdigest()
+    folder.rename(tmp_path / "moved")
+    assert content_hash(tmp_path / "moved") == first
+    (tmp_path / "moved" / "train" / "shard.npy").write_bytes(b"\x00\x02")  # same size, other content
+    assert content_hash(tmp_path / "moved") != first
+    assert content_hash(tmp_path / "nowhere") == "missing"

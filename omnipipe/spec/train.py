@@ -44,6 +44,11 @@ class StageSpec(StrictModel):
     ema_decay: Real | None = Field(default=None, gt=0, lt=1)
     checkpoint_every: PositiveInt = 100
     keep_last: PositiveInt = 2
+    eval_every: PositiveInt | None = Field(
+        default=None,
+        description="every this many steps (and at the last), reconstruction PSNR/LPIPS of a fixed val batch "
+        "per kind and resolution, and a picture of them, in the live log",
+    )
 
 
 class TrainSpec(StrictModel):
