@@ -6,9 +6,11 @@ import sys
 import traceback
 
 from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
+from omnipipe.commands import import_reference
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS += (import_reference,)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,11 @@ class AttentionOptions(BaseModel):
     peg: PegKind = Field(
         default="none", description="depthwise 3×3×3 conv position encoding added before the block (causal in time or centered)"
     )
+    kv_prenorm: bool = Field(
+        default=True,
+        description="false: k and v are projected from the block input before its pre-norm, only q from the "
+        "normalised input (the released OmniTokenizer's full and temporal attention)",
+    )
 
 
 class Attention(nn.Module):
@@ -56,6 +61,7 @@ class Attention(nn.Module):
             self.k_scale = nn.Parameter(torch.ones(self.head_dim))
         self.scale = options.logit_scale  # None: SDPA's 1/sqrt(head_dim)
         self.peg = None if options.peg == "none" else ConvPositionEncoding(dim, options.peg, peg_order)
+        self.kv_from_block_input = not options.kv_prenorm  # the block then passes its raw input as ``kv_input``
 
     def encode_position(self, x: torch.Tensor) -> torch.Tensor:
         """The block input with the conv position encoding added (unchanged without ``peg``); (B, T, H, W, D)."""
@@ -73,9 +79,21 @@ class Attention(nn.Module):
         """Mix (B, T, H, W, heads, head_dim) values; returns the same shape."""
         raise NotImplementedError
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k (rotated, then cosine-normalised if set) and v, each (B, T, H, W, heads, head_dim)."""
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).unbind(-3)
+    def project(
+        self, x: torch.Tensor, kv_input: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k (rotated, then cosine-normalised if set) and v, each (B, T, H, W, heads, head_dim).
+
+        k and v come from ``kv_input`` (B, T, H, W, D) when given, q always from ``x``.
+        """
+        if kv_input is None:
+            q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).unbind(-3)
+        else:
+            weight, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x, weight[: self.dim], None if bias is None else bias[: self.dim])
+            kv = F.linear(kv_input, weight[self.dim :], None if bias is None else bias[self.dim :])
+            q = q.unflatten(-1, (self.num_heads, self.head_dim))
+            k, v = kv.unflatten(-1, (2, self.num_heads, self.head_dim)).unbind(-3)
         angles = self.angles(*x.shape[1:4], device=x.device)
         if angles is not None:
             q, k = self.rotate(q, angles), self.rotate(k, angles)
@@ -83,6 +101,6 @@ class Attention(nn.Module):
             q, k = F.normalize(q, dim=-1) * self.q_scale, F.normalize(k, dim=-1) * self.k_scale
         return q, k, v
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, H, W, D) → (B, T, H, W, D)."""
-        return self.proj(self.attend(*self.project(x)).flatten(-2))
+    def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H, W, D) → (B, T, H, W, D); ``kv_input`` (same shape) feeds k and v instead of ``x``."""
+        return self.proj(self.attend(*self.project(x, kv_input)).flatten(-2))

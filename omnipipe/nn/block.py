@@ -12,7 +12,8 @@ class Block(nn.Module):
     """``x + drop(attn(norm(x)))`` then ``x + drop(mlp(norm(x)))`` on (B, T, H, W, D) tokens.
 
     An attention kind with an ``encode_position(x)`` method (e.g. a conv position encoding) gets to
-    change the block input first. ``mlp_norm`` (default: ``norm``), ``norm_eps``, ``mlp_bias`` and
+    change the block input first; one with ``kv_from_block_input`` set gets the un-normalised input
+    as ``kv_input`` for its keys and values. ``mlp_norm`` (default: ``norm``), ``norm_eps``, ``mlp_bias`` and
     ``mlp_hidden`` are the released OmniTokenizer's variations.
     """
 
@@ -36,9 +37,13 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, mlp_ratio, mlp, dropout, bias=mlp_bias, hidden=mlp_hidden)
         self.drop = nn.Dropout(dropout)
         self.encode_position = getattr(attention, "encode_position", None)
+        self.kv_from_block_input = bool(getattr(attention, "kv_from_block_input", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.encode_position is not None:
             x = self.encode_position(x)
-        x = x + self.drop(self.attn(self.norm1(x)))
+        if self.kv_from_block_input:
+            x = x + self.drop(self.attn(self.norm1(x), kv_input=x))
+        else:
+            x = x + self.drop(self.attn(self.norm1(x)))
         return x + self.drop(self.mlp(self.norm2(x)))

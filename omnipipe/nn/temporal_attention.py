@@ -39,10 +39,10 @@ class CausalAttention(Attention):
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B·H·W, heads, T, hd)
         return rearrange(out, "(b h w) n t d -> b t h w n d", b=b, h=h)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, H, W, D) → same; with one frame each token only sees itself, so only v is computed."""
         if x.shape[1] == 1:
             bias = None if self.qkv.bias is None else self.qkv.bias[2 * self.dim :]
-            v = F.linear(x, self.qkv.weight[2 * self.dim :], bias)
+            v = F.linear(x if kv_input is None else kv_input, self.qkv.weight[2 * self.dim :], bias)
             return self.proj(v)
-        return super().forward(x)
+        return super().forward(x, kv_input)
