@@ -91,8 +91,10 @@ class ReferenceArchitecture(BaseModel):
             return cls.model_validate(args)
         except ValidationError as error:
             first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ReferenceArchitectureError(f"{source}: hyper-parameter {where}: {first['msg']}") from None
+            message = first["msg"].removeprefix("Value error, ")
+            if first["loc"]:
+                message = f"hyper-parameter {'.'.join(str(part) for part in first['loc'])}: {message}"
+            raise ReferenceArchitectureError(f"{source}: {message}") from None
 
     @property
     def encoder_blocks(self) -> str:
