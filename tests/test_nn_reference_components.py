@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from omnipipe.nn.alibi import alibi_slopes
 from omnipipe.nn.block import Block
 from omnipipe.nn.kl import DiagonalGaussian
 from omnipipe.nn.patchify import OmniPatchifier
@@ -221,3 +222,33 @@ def test_kl_batch_mean_sums_latent_elements_per_sample() -> None:
     total = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum()
     torch.testing.assert_close(module(z).losses["kl"], total / 3)
     assert math.isclose(module(z).stats["kl"].item(), total.item() / 3, rel_tol=1e-5)
+
+
+def test_continuous_position_bias_maps_log_offsets_through_the_mlp() -> None:
+    params = FullAttention.Params(rope="none", position_bias="continuous", **COSINE)
+    module = randomize(FullAttention(params, dim=DIM, num_heads=HEADS), 9)
+    h, w = 2, 3
+    bias = module.position_bias(h, w, torch.device("cpu"))  # (heads, 6, 6)
+    _, yy, xx = coords(1, h, w)
+    for i in range(h * w):
+        for j in range(h * w):
+            offset = torch.tensor([yy[i] - yy[j], xx[i] - xx[j]], dtype=torch.float64)
+            torch.testing.assert_close(bias[:, i, j], module.position_bias.net(offset.sign() * torch.log1p(offset.abs())))
+    x = torch.randn(1, 1, h, w, DIM, dtype=torch.float64)
+    q, k, v = module.project(x)
+    mixed = dense_attention(*(a.flatten(0, 3) for a in (q, k, v)), 8.0, bias)
+    torch.testing.assert_close(module(x), module.proj(mixed.flatten(-2)).view_as(x))
+
+
+def test_alibi_slopes_and_causal_attention_with_alibi() -> None:
+    assert alibi_slopes(8) == [2.0 ** -(i + 1) for i in range(8)]
+    assert alibi_slopes(6) == [2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8, 2.0**-1, 2.0**-3]
+    module = randomize(CausalAttention(CausalAttention.Params(rope=False, alibi=True, **COSINE), dim=DIM, num_heads=HEADS), 10)
+    x = torch.randn(1, 4, 1, 2, DIM, dtype=torch.float64)
+    tt, yy, xx = coords(4, 1, 2)
+    allowed = (xx[:, None] == xx[None]) & (tt[None] <= tt[:, None])
+    slopes = torch.tensor(alibi_slopes(HEADS), dtype=torch.float64)[:, None, None]
+    bias = (-slopes * (tt[:, None] - tt[None]).abs()).masked_fill(~allowed, float("-inf"))
+    q, k, v = module.project(x)
+    mixed = dense_attention(*(a.flatten(0, 3) for a in (q, k, v)), 8.0, bias)
+    torch.testing.assert_close(module(x), module.proj(mixed.flatten(-2)).view_as(x))

@@ -68,9 +68,11 @@ def test_small_checkpoint_reproduces_reference_codes_and_reconstructions(name: s
     assert report.ignored["image_discriminator"] > 0 and report.ignored["video_discriminator"] > 0
 
 
-def test_stage1_flags_reproduce_reference() -> None:
-    """Stage 1: temporal patches of 2 frames, spatial_pos 'rel' (whose bias the reference computes but never adds)."""
-    model, expected = seeded_tokenizer("small-stage1-vq"), fixture("small-stage1-vq")
+@pytest.mark.parametrize("name", ["small-stage1-vq", "small-einsum-stage1-vq", "small-einsum-vae"])
+def test_other_flags_and_the_einsum_attention_path_reproduce_reference(name: str) -> None:
+    """Stage 1 (temporal patches of 2 frames, spatial_pos 'rel', whose bias only the einsum path adds) and the
+    reference's einsum attention branch (continuous position bias, ALiBi in time) on stage-1 and VAE flags."""
+    model, expected = seeded_tokenizer(name), fixture(name)
     for kind in ("image", "clip"):
         reconstruction, _ = run(model, expected, kind)
         torch.testing.assert_close(reconstruction, torch.from_numpy(expected[f"{kind}_recon"]), **RECON_TOLERANCE)
@@ -152,3 +154,15 @@ def test_checkpoints_pickling_other_objects_are_refused(tmp_path: Path, capsys: 
     assert main(["import-reference", str(path), "--out", str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "outside the allow-list" in err and "Payload" in err and not (tmp_path / "x.safetensors").exists()
+
+
+def test_the_attention_path_matters() -> None:
+    """Imported as if trained on the SDPA path, the einsum-path weights do not give the reference's outputs."""
+    name = "small-einsum-stage1-vq"
+    args = json.loads((FIXTURES / f"{name}.json").read_text())["args"]
+    arch = ReferenceArchitecture.model_validate({**args, "attention_path": "sdpa"})
+    expected = fixture(name)
+    model, _ = tokenizer_from_reference(synthetic_reference_state_dict(arch, int(expected["weights_seed"])), arch, name)
+    pixels = synthetic_pixels(int(expected["pixels_seed_clip"]), tuple(expected["pixels_shape_clip"]))
+    with torch.no_grad():
+        assert not torch.equal(model.tokenize(pixels), torch.from_numpy(expected["clip_codes"]).long())

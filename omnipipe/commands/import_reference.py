@@ -13,6 +13,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", type=Path, help="the reference .ckpt (loaded with weights_only=True)")
     parser.add_argument("--out", type=Path, required=True, help="omnipipe tokenizer file to write (.safetensors)")
     parser.add_argument("--spec-out", type=Path, help="also write the model spec as YAML (a pipeline's `model:` section)")
+    parser.add_argument(
+        "--attention-path",
+        choices=("sdpa", "einsum"),
+        default="sdpa",
+        help="the reference attention branch the weights were trained with: sdpa (torch ≥ 2.1, the default) or "
+        "einsum (adds its position biases and ALiBi; imagenet_only.ckpt, per the reference's README)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -22,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from omnipipe.atomic import atomic_write
     from omnipipe.reference.convert import import_reference
 
-    model, report = import_reference(args.checkpoint)
+    model, report = import_reference(args.checkpoint, args.attention_path)
     model.save(args.out)
     if args.spec_out is not None:
         text = yaml.safe_dump({"model": model.spec.model_dump(mode="json")}, sort_keys=False)

@@ -9,6 +9,7 @@ from einops import rearrange
 from pydantic import Field
 
 from omnipipe.nn.attention import Attention, AttentionOptions
+from omnipipe.nn.continuous_position_bias import ContinuousPositionBias
 from omnipipe.nn.relative_position import RelativePositionBias
 from omnipipe.nn.rope import apply_interleaved_rope, apply_rope, interleaved_spatial_angles, spatial_angles
 
@@ -46,12 +47,20 @@ class FullAttention(_SpatialAttention):
     """Full spatial self-attention: every token of a frame attends to every token of that frame."""
 
     class Params(SpatialOptions):
-        pass
+        position_bias: Literal["none", "continuous"] = Field(
+            default="none",
+            description="continuous: add a Swin-V2 MLP bias of each (row, column) offset (hidden width = model width)",
+        )
+
+    def __init__(self, params: Params, dim: int, num_heads: int) -> None:
+        super().__init__(params, dim, num_heads)
+        self.position_bias = ContinuousPositionBias(num_heads, dim) if params.position_bias == "continuous" else None
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         b, t, h, w = q.shape[:4]
+        bias = None if self.position_bias is None else self.position_bias(h, w, q.device).to(q.dtype)  # (heads, N, N)
         q, k, v = (rearrange(a, "b t h w n d -> (b t) n (h w) d") for a in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # (B·T, heads, H·W, hd)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)  # (B·T, heads, H·W, hd)
         return rearrange(out, "(b t) n (h w) d -> b t h w n d", b=b, h=h)
 
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from pydantic import Field
 
+from omnipipe.nn.alibi import alibi_bias
 from omnipipe.nn.attention import Attention, AttentionOptions
 from omnipipe.nn.position_conv import PegOrder
 from omnipipe.nn.rope import temporal_angles
@@ -16,6 +17,7 @@ class CausalAttention(Attention):
 
     class Params(AttentionOptions):
         rope: bool = Field(default=True, description="1-D RoPE over the frame index")
+        alibi: bool = Field(default=False, description="add ALiBi's per-head penalty −slope·|Δt| to the scores")
         peg_order: PegOrder = Field(
             default="grid",
             description="token order the conv position encoding sees; reference_temporal reproduces the released "
@@ -36,7 +38,13 @@ class CausalAttention(Attention):
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         b, t, h, w = q.shape[:4]
         q, k, v = (rearrange(a, "b t h w n d -> (b h w) n t d") for a in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B·H·W, heads, T, hd)
+        if self.params.alibi:
+            bias = alibi_bias(self.num_heads, t, q.device, q.dtype)  # (heads, T, T)
+            causal = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+            mask = bias.masked_fill(~causal, float("-inf"))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B·H·W, heads, T, hd)
         return rearrange(out, "(b h w) n t d -> b t h w n d", b=b, h=h)
 
     def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:

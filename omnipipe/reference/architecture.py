@@ -1,7 +1,7 @@
 """The reference network's hyper-parameters (its argparse flags) and the omnipipe model spec they mean."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -52,6 +52,11 @@ class ReferenceArchitecture(BaseModel):
     restart_thres: float = 1.0
     use_vae: bool = False
     kl_weight: float = 1e-6
+    attention_path: Literal["sdpa", "einsum"] = "sdpa"
+    """Not a flag: which branch of the reference's attention trained the weights. With torch ≥ 2.1 it takes
+    ``F.scaled_dot_product_attention``, which never adds its position biases; its README says
+    imagenet_only.ckpt was trained on the other (einsum) branch, which adds the continuous position bias
+    (spatial_pos 'rel') in spatial blocks and ALiBi in causal temporal blocks."""
 
     @model_validator(mode="after")
     def _supported(self) -> ReferenceArchitecture:
@@ -114,8 +119,10 @@ class ReferenceArchitecture(BaseModel):
         peg = "causal" if self.causal_in_peg else "centered"
         cosine = {"qk_norm": "cosine", "logit_scale": LOGIT_SCALE, "qkv_bias": False, "proj_bias": False, "peg": peg,
                   "kv_prenorm": False}
-        # The reference builds a position bias for spatial_pos 'rel' but its SDPA path (torch ≥ 2.1) never adds it.
+        einsum = self.attention_path == "einsum"
         full = {"type": "full", **cosine, "rope": "interleaved" if self.spatial_pos == "rope" else "none"}
+        if einsum and self.spatial_pos == "rel":
+            full["position_bias"] = "continuous"
         window = {
             "type": "window",
             "window_size": self.twod_window_size,
@@ -123,7 +130,7 @@ class ReferenceArchitecture(BaseModel):
             "relative_bias": True,
             "qkv_bias": False,
         }
-        temporal = {"type": "causal", **cosine, "rope": False, "peg_order": "reference_temporal"}
+        temporal = {"type": "causal", **cosine, "rope": False, "alibi": einsum, "peg_order": "reference_temporal"}
 
         def stack(blocks: str) -> dict[str, Any]:
             return {

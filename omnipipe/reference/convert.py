@@ -89,8 +89,15 @@ def tokenizer_from_reference(
     return model.eval(), report
 
 
-def import_reference(path: str | Path, registry: Registry | None = None) -> tuple[Tokenizer, ImportReport]:
-    """Load a reference Lightning ``.ckpt`` (VQ or VAE) as an omnipipe tokenizer in eval mode."""
+def import_reference(
+    path: str | Path, attention_path: str = "sdpa", registry: Registry | None = None
+) -> tuple[Tokenizer, ImportReport]:
+    """Load a reference Lightning ``.ckpt`` (VQ or VAE) as an omnipipe tokenizer in eval mode.
+
+    ``attention_path``: the branch of the reference's attention the weights were trained with
+    (``ReferenceArchitecture.attention_path``): ``sdpa`` (torch ≥ 2.1) or ``einsum``.
+    """
     checkpoint = load_reference_checkpoint(path)
-    arch = ReferenceArchitecture.from_args(checkpoint.args, str(checkpoint.path))
+    args = {**checkpoint.args, "attention_path": attention_path}
+    arch = ReferenceArchitecture.from_args(args, str(checkpoint.path))
     return tokenizer_from_reference(checkpoint.state_dict, arch, str(checkpoint.path), registry)

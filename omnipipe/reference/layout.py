@@ -84,18 +84,21 @@ def _full_block(prefix: str, arch: ReferenceArchitecture, target: str, spatial: 
         RefTensor(f"{attn}.to_out.weight", (dim, heads * head), "weight", f"{target}.attn.proj.weight"),
     ]
     # every reference attention with spatial_pos 'rel' (the temporal transformers always: their default) builds
-    # a continuous position bias net; temporal blocks never use it, and spatial ones don't on the SDPA path
+    # a continuous position bias net; temporal blocks never use it, spatial ones only on the einsum path
     if not spatial or arch.spatial_pos == "rel":
+        used = spatial and arch.attention_path == "einsum"
         note = (
-            "unused by the reference: its SDPA attention path (torch ≥ 2.1) never adds this bias"
+            ""
+            if used
+            else "unused by the reference: its SDPA attention path never adds this bias"
             if spatial
             else "unused by the reference: a spatial position bias in a temporal block"
         )
-        net = f"{attn}.spatial_rel_pos_bias.net"
+        net, ours = f"{attn}.spatial_rel_pos_bias.net", f"{target}.attn.position_bias.net"
         entries += [
-            *_linear(f"{net}.0.0", dim, 2, None, bias=True, note=note),
-            *_linear(f"{net}.1.0", dim, dim, None, bias=True, note=note),
-            *_linear(f"{net}.2", heads, dim, None, bias=True, note=note),
+            *_linear(f"{net}.0.0", dim, 2, f"{ours}.0" if used else None, bias=True, note=note),
+            *_linear(f"{net}.1.0", dim, dim, f"{ours}.2" if used else None, bias=True, note=note),
+            *_linear(f"{net}.2", heads, dim, f"{ours}.4" if used else None, bias=True, note=note),
         ]
     return entries + _feed_forward(f"{prefix}.3", arch, target)
 
