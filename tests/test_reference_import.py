@@ -17,6 +17,9 @@ import torch
 import torch.nn.functional as F
 
 from omnipipe.cli import main
+from omnipipe.plugins import get_registry
+from omnipipe.spec.loader import load_spec
+from omnipipe.spec.model import ModelSpec
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.reference.architecture import ReferenceArchitecture, ReferenceArchitectureError
 from omnipipe.reference.checkpoint import ReferenceCheckpointError
@@ -166,3 +169,33 @@ def test_the_attention_path_matters() -> None:
     pixels = synthetic_pixels(int(expected["pixels_seed_clip"]), tuple(expected["pixels_shape_clip"]))
     with torch.no_grad():
         assert not torch.equal(model.tokenize(pixels), torch.from_numpy(expected["clip_codes"]).long())
+
+
+def resolved_model_dump(spec: ModelSpec) -> dict:
+    """The model spec with every component's params validated (so defaults are spelled out)."""
+    registry = get_registry()
+    for entry in (spec.patchifier, spec.quantizer, *spec.encoder.spatial, *spec.encoder.temporal, *spec.decoder.spatial,
+                  *spec.decoder.temporal):
+        entry.resolve(registry)
+    return spec.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides"),
+    [
+        ("omnitokenizer-reference-imagenet-k600", {}),
+        ("omnitokenizer-reference-imagenet", {"temporal_patch_size": 2, "spatial_pos": "rel", "attention_path": "einsum"}),
+    ],
+)
+def test_recipes_use_exactly_the_imported_network(recipe: str, overrides: dict) -> None:
+    """The pipelines' model is what import-reference builds for train.sh's flags (stage 2; stage 1 for ImageNet)."""
+    args = {**json.loads((FIXTURES / "paper-vq.json").read_text())["args"], **overrides}
+    imported = ReferenceArchitecture.model_validate(args).model_spec()
+    experiment = load_spec(Path(__file__).parents[1] / "pipelines" / f"{recipe}.yaml")
+    assert resolved_model_dump(experiment.model) == resolved_model_dump(imported)
+    vae_args = json.loads((FIXTURES / "paper-vae.json").read_text())["args"]  # stage 3: --use_vae --kl_weight 1e-6
+    vae = resolved_model_dump(ReferenceArchitecture.model_validate({**vae_args, **overrides}).model_spec())
+    for stage in experiment.train.stages.values():
+        if stage.quantizer is not None:  # the KL fine-tuning stage: the VAE checkpoints' bottleneck
+            stage.quantizer.resolve(get_registry())
+            assert stage.quantizer.model_dump(mode="json") == vae["quantizer"]
