@@ -199,3 +199,17 @@ def test_recipes_use_exactly_the_imported_network(recipe: str, overrides: dict) 
         if stage.quantizer is not None:  # the KL fine-tuning stage: the VAE checkpoints' bottleneck
             stage.quantizer.resolve(get_registry())
             assert stage.quantizer.model_dump(mode="json") == vae["quantizer"]
+
+
+def test_imported_network_trains_under_bf16_autocast() -> None:
+    """Every reference option runs forward and backward in bf16 (biases and masks follow the query dtype)."""
+    args = json.loads((FIXTURES / "small-einsum-stage1-vq.json").read_text())["args"]
+    arch = ReferenceArchitecture.model_validate(args)
+    model = tokenizer_from_reference(synthetic_reference_state_dict(arch, 0), arch, "bf16")[0].train()
+    pixels = synthetic_pixels(1, (2, 3, 5, 16, 24))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(pixels)
+        loss = (out.reconstruction.float() - pixels).abs().mean() + out.quantizer.losses["commitment"]
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
