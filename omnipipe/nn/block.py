@@ -36,12 +36,12 @@ class Block(nn.Module):
         self.norm2 = make_norm(norm if mlp_norm is None else mlp_norm, dim, norm_eps)
         self.mlp = Mlp(dim, mlp_ratio, mlp, dropout, bias=mlp_bias, hidden=mlp_hidden)
         self.drop = nn.Dropout(dropout)
-        self.encode_position = getattr(attention, "encode_position", None)
+        self.has_position_encoding = hasattr(attention, "encode_position")
         self.kv_from_block_input = bool(getattr(attention, "kv_from_block_input", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.encode_position is not None:
-            x = self.encode_position(x)
+        if self.has_position_encoding:
+            x = self.attn.encode_position(x)
         if self.kv_from_block_input:
             x = x + self.drop(self.attn(self.norm1(x), kv_input=x))
         else:

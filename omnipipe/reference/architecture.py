@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from omnipipe.errors import OmnipipeError
 from omnipipe.spec.model import ModelSpec
 
-
 LOGIT_SCALE = 8.0  # the reference's cosine attention multiplies unit q·k by 8
 NORM_EPS = 1e-5  # torch's LayerNorm default, used by every reference norm
 
@@ -117,8 +116,14 @@ class ReferenceArchitecture(BaseModel):
     def model_spec(self) -> ModelSpec:
         """The omnipipe model spec of the same network (same weights, same outputs)."""
         peg = "causal" if self.causal_in_peg else "centered"
-        cosine = {"qk_norm": "cosine", "logit_scale": LOGIT_SCALE, "qkv_bias": False, "proj_bias": False, "peg": peg,
-                  "kv_prenorm": False}
+        cosine = {
+            "qk_norm": "cosine",
+            "logit_scale": LOGIT_SCALE,
+            "qkv_bias": False,
+            "proj_bias": False,
+            "peg": peg,
+            "kv_prenorm": False,
+        }
         einsum = self.attention_path == "einsum"
         full = {"type": "full", **cosine, "rope": "interleaved" if self.spatial_pos == "rope" else "none"}
         if einsum and self.spatial_pos == "rel":
