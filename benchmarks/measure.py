@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_backward_flop_count
 
 
 def synchronize(device: torch.device) -> None:
@@ -29,6 +30,62 @@ def best_time(fn: Callable[[], Any], device: torch.device, repeats: int) -> floa
         times.append(time.perf_counter() - start)
     return min(times)
 
+
+def interleaved_medians(fns: dict[str, Callable[[], Any]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Median wall time of each function, calling them in turn (one warm-up each), so load drifts hit all alike."""
+    for fn in fns.values():
+        fn()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(values)[len(values) // 2] for name, values in times.items()}
+
+
+def _attended_pairs(query_length: int, key_length: int, is_causal: bool) -> int:
+    """Query-key pairs SDPA computes: all, or those a causal mask (aligned to the top left) keeps."""
+    if not is_causal:
+        return query_length * key_length
+    return sum(min(key_length, i + 1) for i in range(query_length))
+
+
+def _cpu_flash_forward(query, key, value, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """q·kᵀ and weights·v: 2 FLOPs per multiply-add, for the pairs actually attended."""
+    batch, heads, query_length, head_dim = query
+    pairs = _attended_pairs(query_length, key[-2], is_causal)
+    return 2 * batch * heads * pairs * (head_dim + value[-1])
+
+
+def _cpu_flash_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """torch's own SDPA backward count (4 matmuls), scaled to the causally attended pairs."""
+    is_causal = len(args) > 3 and bool(args[3])  # (out, logsumexp, dropout_p, is_causal, ...)
+    dense = sdpa_backward_flop_count(grad_out, query, key, value)
+    return dense * _attended_pairs(query[-2], key[-2], is_causal) // (query[-2] * key[-2])
+
+
+def _conv_backward(grad_out, x, w, bias, stride, padding, dilation, transposed, output_padding, groups, output_mask,  # noqa: ANN001, PLR0913
+                   out_shape=None, **kwargs) -> int:
+    """Input and weight gradients each cost what the forward conv does (torch's formula ignores groups)."""
+    forward = conv_flop_count(x, w, grad_out, transposed=transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+FLOP_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_forward,  # torch has none: counted 0
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward,
+    torch.ops.aten.convolution_backward: _conv_backward,  # torch's counts a depthwise conv ~dim times over
+}
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of one call of ``fn``: FlopCounterMode with ``FLOP_FORMULAS`` (CPU attention counted, causal pairs only)."""
+    with FlopCounterMode(display=False, custom_mapping=FLOP_FORMULAS) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 class PeakMemory:

@@ -8,11 +8,15 @@ import traceback
 
 from omnipipe import __version__
 from omnipipe.commands import (
-    components, evaluate, plots_template, prepare, reconstruct, schema, tokenize, train, validate, weights,
+    components, evaluate, import_reference, plots_template, prepare, reconstruct, schema, tokenize, train, validate,
+    weights,
 )  # fmt: skip
 from omnipipe.errors import OmnipipeError
 
-COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, plots_template)
+COMMANDS = (
+    components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, import_reference,
+    plots_template,
+)  # fmt: skip
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -1,6 +1,8 @@
 """Quantizer ``kl``: a diagonal Gaussian bottleneck (continuous, no codes)."""
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -12,7 +14,8 @@ class DiagonalGaussian(nn.Module):
     """Project to mean and log-variance of ``latent_channels``; sample in training, the mean in evaluation.
 
     Loss term ``kl`` = ``kl_weight`` · KL(q ‖ N(0, I)), summed over channels and averaged over latent
-    positions; ``stats["kl"]`` holds the unweighted value.
+    positions (``reduction: position_mean``) or summed over all latent elements and averaged over the
+    batch (``batch_mean``, the released OmniTokenizer's); ``stats["kl"]`` holds the unweighted value.
     """
 
     class Params(BaseModel):
@@ -20,6 +23,10 @@ class DiagonalGaussian(nn.Module):
 
         latent_channels: int = Field(default=8, gt=0, description="channels of the Gaussian latent")
         kl_weight: float = Field(default=1e-6, ge=0, description="weight inside the `kl` loss term")
+        reduction: Literal["position_mean", "batch_mean"] = Field(
+            default="position_mean",
+            description="KL summed over channels and averaged over positions, or summed per sample and averaged over the batch",
+        )
 
     def __init__(self, params: Params, dim: int) -> None:
         super().__init__()
@@ -35,6 +42,8 @@ class DiagonalGaussian(nn.Module):
             logvar = logvar.clamp(-30.0, 20.0)
             latents = mean + (0.5 * logvar).exp() * torch.randn_like(mean) if self.training else mean
             kl = gaussian_kl(mean, logvar)
+            if self.params.reduction == "batch_mean":
+                kl = kl * (mean[..., 0].numel() / mean.shape[0])  # positions per sample
             stats = {"kl": kl.detach(), "std": (0.5 * logvar).exp().mean().detach()}
             return QuantizerOutput(
                 self.proj_out(latents), None, {"kl": self.params.kl_weight * kl}, stats, latents=latents

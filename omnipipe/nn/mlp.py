@@ -11,17 +11,23 @@ MlpKind = Literal["swiglu", "geglu", "gelu"]
 
 
 class Mlp(nn.Module):
-    """``dim → hidden → dim``; gated kinds use hidden = 2/3 · ratio · dim so their size matches plain GELU."""
+    """``dim → hidden → dim``; gated kinds use hidden = 2/3 · ratio · dim so their size matches plain GELU.
 
-    def __init__(self, dim: int, ratio: float, kind: MlpKind, dropout: float = 0.0) -> None:
+    ``hidden`` overrides that width (e.g. the reference's ``int(ratio · 2/3 · dim)``); ``bias=False`` drops both biases.
+    """
+
+    def __init__(
+        self, dim: int, ratio: float, kind: MlpKind, dropout: float = 0.0, bias: bool = True, hidden: int | None = None
+    ) -> None:
         super().__init__()
         if kind not in ("swiglu", "geglu", "gelu"):
             raise ValueError(f"unknown mlp '{kind}' (known: swiglu, geglu, gelu)")
         self.kind = kind
         gated = kind != "gelu"
-        hidden = int(round(dim * ratio * (2 / 3 if gated else 1)))
-        self.fc_in = nn.Linear(dim, hidden * (2 if gated else 1))
-        self.fc_out = nn.Linear(hidden, dim)
+        if hidden is None:
+            hidden = int(round(dim * ratio * (2 / 3 if gated else 1)))
+        self.fc_in = nn.Linear(dim, hidden * (2 if gated else 1), bias=bias)
+        self.fc_out = nn.Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

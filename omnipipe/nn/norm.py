@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-NormKind = Literal["layernorm", "rmsnorm"]
+NormKind = Literal["layernorm", "layernorm_nobias", "rmsnorm"]
 
 
 class RMSNorm(nn.RMSNorm):
@@ -16,10 +16,12 @@ class RMSNorm(nn.RMSNorm):
         return super().forward(x.to(torch.promote_types(x.dtype, self.weight.dtype)))
 
 
-def make_norm(kind: NormKind, dim: int) -> nn.Module:
-    """A ``layernorm`` or ``rmsnorm`` over the last dimension (affine, eps 1e-6)."""
+def make_norm(kind: NormKind, dim: int, eps: float = 1e-6) -> nn.Module:
+    """A norm over the last dimension: ``layernorm`` (affine), ``layernorm_nobias`` (learned scale, β fixed at 0), ``rmsnorm``."""
     if kind == "layernorm":
-        return nn.LayerNorm(dim, eps=1e-6)
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "layernorm_nobias":
+        return nn.LayerNorm(dim, eps=eps, bias=False)
     if kind == "rmsnorm":
-        return RMSNorm(dim, eps=1e-6)
-    raise ValueError(f"unknown norm '{kind}' (known: layernorm, rmsnorm)")
+        return RMSNorm(dim, eps=eps)
+    raise ValueError(f"unknown norm '{kind}' (known: layernorm, layernorm_nobias, rmsnorm)")

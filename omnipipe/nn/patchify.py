@@ -21,6 +21,11 @@ class OmniPatchifier(nn.Module):
 
         patch_size: int = Field(default=8, gt=0, description="spatial patch side p")
         temporal_patch_size: int = Field(default=4, gt=0, description="frames per temporal patch pt")
+        embed_norms: bool = Field(
+            default=False,
+            description="LayerNorm (eps 1e-5) on the patch vector before each embedding and on the token after it "
+            "(the released OmniTokenizer's LayerNorm → Linear → LayerNorm)",
+        )
 
     def __init__(self, params: Params, in_channels: int, dim: int, out_dim: int | None = None) -> None:
         super().__init__()
@@ -35,6 +40,11 @@ class OmniPatchifier(nn.Module):
         for linear in (self.embed_first, self.embed_rest, self.head_first, self.head_rest):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
+        norms = params.embed_norms
+        self.norm_first_in = nn.LayerNorm(in_channels * p * p) if norms else nn.Identity()
+        self.norm_first_out = nn.LayerNorm(dim) if norms else nn.Identity()
+        self.norm_rest_in = nn.LayerNorm(in_channels * pt * p * p) if norms else nn.Identity()
+        self.norm_rest_out = nn.LayerNorm(dim) if norms else nn.Identity()
 
     def output_weight(self, frames: int) -> torch.Tensor:
         """The weight of the head that writes most pixels of a ``frames``-frame output (GAN adaptive weight)."""
@@ -45,12 +55,19 @@ class OmniPatchifier(nn.Module):
         """Set the tube embedding and head from the image ones, so a static clip behaves like its first frame.
 
         Embedding: the image weight split evenly over the pt frames of a tube; head: the image head
-        repeated for each frame. Used when joint training starts from an images-only stage.
+        repeated for each frame. Used when joint training starts from an images-only stage. With
+        ``embed_norms`` the tube's input norm repeats the image one per frame (a repeated vector has
+        the same mean and variance) and the output norm is copied.
         """
         p, pt, c = self.params.patch_size, self.params.temporal_patch_size, self.in_channels
         embed = self.embed_first.weight.view(-1, c, 1, p * p) / pt  # (D, C, 1, p²)
         self.embed_rest.weight.copy_(embed.expand(-1, c, pt, p * p).reshape_as(self.embed_rest.weight))
         self.embed_rest.bias.copy_(self.embed_first.bias)
+        if self.params.embed_norms:
+            for name in ("weight", "bias"):
+                image = getattr(self.norm_first_in, name).view(c, 1, p * p)
+                getattr(self.norm_rest_in, name).copy_(image.expand(c, pt, p * p).flatten())
+                getattr(self.norm_rest_out, name).copy_(getattr(self.norm_first_out, name))
         head = self.head_first.weight.view(c, 1, p * p, -1)  # (C, 1, p², D)
         self.head_rest.weight.copy_(head.expand(c, pt, p * p, -1).reshape_as(self.head_rest.weight))
         self.head_rest.bias.copy_(self.head_first.bias.view(c, 1, p * p).expand(c, pt, p * p).flatten())
@@ -77,10 +94,10 @@ class OmniPatchifier(nn.Module):
         self.check(x)
         p, pt = self.params.patch_size, self.params.temporal_patch_size
         first = rearrange(x[:, :, :1], "b c 1 (h p1) (w p2) -> b 1 h w (c p1 p2)", p1=p, p2=p)
-        tokens = [self.embed_first(first)]  # (B, 1, H', W', D)
+        tokens = [self.norm_first_out(self.embed_first(self.norm_first_in(first)))]  # (B, 1, H', W', D)
         if x.shape[2] > 1:
             rest = rearrange(x[:, :, 1:], "b c (t q) (h p1) (w p2) -> b t h w (c q p1 p2)", q=pt, p1=p, p2=p)
-            tokens.append(self.embed_rest(rest))  # (B, k, H', W', D)
+            tokens.append(self.norm_rest_out(self.embed_rest(self.norm_rest_in(rest))))  # (B, k, H', W', D)
         return torch.cat(tokens, dim=1)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:

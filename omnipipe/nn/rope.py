@@ -33,3 +33,23 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def interleaved_spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch.Tensor:
+    """Angles (H, W, head_dim // 2) for adjacent pairs: pair 2j rotates by column, pair 2j + 1 by row.
+
+    The released OmniTokenizer's 2-D RoPE; the frequencies are those of ``spatial_angles``.
+    """
+    rows = rope_angles(torch.arange(h, device=device), head_dim // 2)  # (H, head_dim // 4)
+    cols = rope_angles(torch.arange(w, device=device), head_dim // 2)  # (W, head_dim // 4)
+    pairs = torch.stack(
+        [cols[None, :].expand(h, w, -1), rows[:, None].expand(h, w, -1)], dim=-1
+    )  # (H, W, head_dim // 4, 2)
+    return pairs.flatten(-2)
+
+
+def apply_interleaved_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs (2i, 2i + 1) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2))."""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)

@@ -25,11 +25,16 @@ def init_weights(module: nn.Module) -> None:
 
 
 class Stack(nn.Module):
-    """The blocks of a StackSpec, in order spatial → temporal (``temporal_first`` for the decoder), then a norm."""
+    """The blocks of a StackSpec, in order spatial → temporal (``temporal_first`` for the decoder), then a norm.
+
+    With ``final_norm: per_group`` the first group (spatial, or temporal for the decoder) ends with its
+    own norm too, as in the released OmniTokenizer's two transformers.
+    """
 
     def __init__(self, spec: StackSpec, registry: Registry, temporal_first: bool = False) -> None:
         super().__init__()
-        entries = [*spec.temporal, *spec.spatial] if temporal_first else [*spec.spatial, *spec.temporal]
+        first, second = (spec.temporal, spec.spatial) if temporal_first else (spec.spatial, spec.temporal)
+        entries = [*first, *second]
         self.blocks = nn.ModuleList(
             Block(
                 registry.build("attention", entry, dim=spec.width, num_heads=spec.num_heads),
@@ -38,14 +43,23 @@ class Stack(nn.Module):
                 spec.mlp_ratio,
                 spec.norm,
                 spec.dropout,
+                mlp_norm=spec.mlp_norm,
+                norm_eps=spec.norm_eps,
+                mlp_bias=spec.mlp_bias,
+                mlp_hidden=spec.mlp_hidden,
             )
             for entry in entries
         )
-        self.norm = make_norm(spec.norm, spec.width)
+        per_group = spec.final_norm == "per_group" and len(first) > 0 and len(second) > 0
+        self.first_group_size = len(first) if per_group else 0
+        self.group_norm = make_norm(spec.norm, spec.width, spec.norm_eps) if per_group else None
+        self.norm = make_norm(spec.norm, spec.width, spec.norm_eps)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T', H', W', width) → same shape."""
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x = block(x)
+            if i + 1 == self.first_group_size:
+                x = self.group_norm(x)
         return self.norm(x)

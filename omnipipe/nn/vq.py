@@ -30,6 +30,11 @@ class VectorQuantizer(nn.Module):
         codebook_size: int = Field(default=8192, gt=1, description="number of codes K")
         code_dim: int = Field(default=8, gt=0, description="dimension of the lookup space")
         l2_normalize: bool = Field(default=True, description="cosine lookup on unit vectors")
+        normalize_codebook: bool | None = Field(
+            default=None,
+            description="l2-normalise the codes too (None: as l2_normalize); false with l2_normalize true is the "
+            "released OmniTokenizer's lookup: unit inputs against the raw EMA codes, by squared L2 distance",
+        )
         update: Literal["ema", "loss"] = Field(
             default="ema", description="codebook moves by EMA of assigned vectors, or by a `codebook` loss term"
         )
@@ -51,7 +56,8 @@ class VectorQuantizer(nn.Module):
         self.broadcast_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.proj_in = nn.Linear(dim, params.code_dim)
         self.proj_out = nn.Linear(params.code_dim, dim)
-        codebook = self._normalize(torch.randn(params.codebook_size, params.code_dim))
+        codebook = torch.randn(params.codebook_size, params.code_dim)
+        codebook = F.normalize(codebook, dim=-1) if self.unit_codes else codebook
         if params.update == "ema":
             self.register_buffer("codebook", codebook)
             self.register_buffer("embed_sum", codebook.clone())
@@ -62,13 +68,20 @@ class VectorQuantizer(nn.Module):
     def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.params.l2_normalize else x
 
+    @property
+    def unit_codes(self) -> bool:
+        """Whether the lookup table is l2-normalised."""
+        normalize = self.params.normalize_codebook
+        return self.params.l2_normalize if normalize is None else normalize
+
     def lookup_table(self) -> torch.Tensor:
         """The codebook as used for lookup, at least fp32 (K, code_dim)."""
-        return self._normalize(self.codebook.to(_at_least_fp32(self.codebook.dtype)))
+        table = self.codebook.to(_at_least_fp32(self.codebook.dtype))
+        return F.normalize(table, dim=-1) if self.unit_codes else table
 
     def nearest(self, flat: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Index (N,) of the nearest code for each fp32 vector of ``flat`` (N, code_dim)."""
-        if self.params.l2_normalize:
+        if self.params.l2_normalize and self.unit_codes:
             return (flat @ table.T).argmax(dim=-1)  # unit vectors: max cosine = min distance
         distances = flat.square().sum(-1, keepdim=True) - 2 * flat @ table.T + table.square().sum(-1)
         return distances.argmin(dim=-1)

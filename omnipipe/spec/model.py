@@ -19,8 +19,14 @@ class StackSpec(StrictModel):
     temporal: list[AttentionSpec] = Field(default_factory=list)
     mlp: Literal["swiglu", "geglu", "gelu"] = "swiglu"
     mlp_ratio: Real = Field(default=4.0, gt=0)
-    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm: Literal["layernorm", "layernorm_nobias", "rmsnorm"] = "layernorm"
     dropout: Real = Field(default=0.0, ge=0, lt=1)
+    # the released OmniTokenizer's variations (docs/reference.md); the defaults are omnipipe's design
+    mlp_norm: Literal["layernorm", "layernorm_nobias", "rmsnorm"] | None = None  # pre-MLP norm; None: `norm`
+    norm_eps: Real = Field(default=1e-6, gt=0)
+    mlp_bias: bool = True
+    mlp_hidden: PositiveInt | None = None  # hidden width of the MLP; None: from mlp_ratio
+    final_norm: Literal["stack", "per_group"] = "stack"  # per_group: a norm after the spatial and after the temporal blocks
 
     @model_validator(mode="after")
     def _head_dim(self) -> StackSpec:
