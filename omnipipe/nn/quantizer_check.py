@@ -1,6 +1,6 @@
 """The registry's build-time check of a quantizer: a sane ``codebook_size`` and a working ``decode_codes``.
 
-A probe runs the freshly built quantizer once in eval mode on a small latent grid (its RNG use kept out
+A probe runs the freshly built quantizer (unless it was built on the ``meta`` device) once in eval mode on a small latent grid (its RNG use kept out
 of the global streams) and decodes what it returned: discrete codes must be integers in
 ``[0, codebook_size)`` of shape (B, T', H', W'), and ``decode_codes`` must give back a tensor shaped like
 the input (B, T', H', W', D).
@@ -39,6 +39,8 @@ def check_quantizer(quantizer: Any, context: Mapping[str, Any]) -> str | None:
 def _probe(quantizer: torch.nn.Module, size: int | None, dim: int) -> str | None:
     parameter = next(quantizer.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
+    if device.type == "meta":  # a shapes-only build (e.g. counting parameters) has no values to probe
+        return None
     z = torch.randn(*PROBE_GRID, dim, generator=torch.Generator().manual_seed(0)).to(device)  # (B, T', H', W', D)
     was_training = quantizer.training
     quantizer.eval()
