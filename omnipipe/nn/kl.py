@@ -11,8 +11,9 @@ from omnipipe.nn.quantizer_output import QuantizerOutput
 class DiagonalGaussian(nn.Module):
     """Project to mean and log-variance of ``latent_channels``; sample in training, the mean in evaluation.
 
-    Loss term ``kl`` = ``kl_weight`` · KL(q ‖ N(0, I)), summed over channels and averaged over latent
-    positions; ``stats["kl"]`` holds the unweighted value.
+    Loss term ``kl`` = ``kl_weight`` · KL(q ‖ N(0, I)) summed over every latent element (T'·H'·W'·C)
+    and averaged over the batch, as the OmniTokenizer reference (and LDM's KL autoencoder) defines it,
+    so its ``kl_weight`` (1e-6 there) means the same here; ``stats["kl"]`` holds the unweighted value.
     """
 
     class Params(BaseModel):
@@ -47,5 +48,5 @@ class DiagonalGaussian(nn.Module):
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) ‖ N(0, 1)) summed over the last dim, averaged over the rest."""
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+    """KL(N(mean, exp(logvar)) ‖ N(0, 1)) of ``(B, …)`` latents: summed over all but the batch dim, averaged over the batch."""
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum() / mean.shape[0]
