@@ -78,9 +78,8 @@ class FVD:
 
 
 def _source(weights_path: str | None, is_proxy: bool) -> str:
+    """Where the I3D weights of a built metric came from (the package's file unless ``weights_path``)."""
     if is_proxy:
         return "random weights (seed 0): a proxy, not FVD"
-    if weights_path:
-        return describe_file(Path(weights_path))
-    checkpoint = package_checkpoint()
-    return f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(checkpoint)}" if checkpoint else "?"
+    path = Path(weights_path) if weights_path else package_checkpoint()
+    return describe_file(path) if weights_path else f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(path)}"
