@@ -28,7 +28,7 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
     spec = yaml.safe_load((REPO / "pipelines" / "tiny.yaml").read_text())
     for stage in spec["train"]["stages"].values():
         stage["steps"], stage["checkpoint_every"] = 6, 3
-    spec["evaluate"].update(max_samples=6, bootstrap=20)  # a few val samples: FID runs Inception at 299² per frame
+    spec["evaluate"].update(max_samples=6, batch_size=4, bootstrap=20)  # a few val samples: FID runs Inception at 299² per frame
     (work / "pipelines").mkdir()
     (work / "pipelines" / "tiny.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     _run(["git", "init", "-q"], work)
