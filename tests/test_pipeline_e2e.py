@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(command: list[str], cwd: Path) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)  # minutes on an idle machine
     assert result.returncode == 0, f"{command}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
