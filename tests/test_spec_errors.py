@@ -76,9 +76,11 @@ def test_missing_section(valid_spec_text: str, spec_registry: Registry) -> None:
     assert _errors(text, spec_registry) == ["unit.yaml: train: required but missing"]
 
 
-def test_evaluated_stage_must_exist(valid_spec_text: str, spec_registry: Registry) -> None:
-    lines = _errors(valid_spec_text + "evaluate: {stage: kl_finetune}\n", spec_registry)
-    assert lines == ["unit.yaml:28: evaluate.stage: 'kl_finetune' is not a training stage (image_pretrain, joint)"]
+def test_evaluated_stages_and_resolutions_must_exist(valid_spec_text: str, spec_registry: Registry) -> None:
+    lines = _errors(valid_spec_text + "evaluate: {stages: [joint, kl_finetune]}\n", spec_registry)
+    assert lines == ["unit.yaml:28: evaluate.stages[1]: 'kl_finetune' is not a training stage (image_pretrain, joint)"]
+    lines = _errors(valid_spec_text + "evaluate: {resolutions: [[32, 32], [64, 64]]}\n", spec_registry)
+    assert len(lines) == 1 and lines[0].startswith("unit.yaml:28: evaluate.resolutions[1]: [64, 64] is not among data.resolutions")
 
 
 def test_invalid_yaml_points_at_line_and_column(valid_spec_text: str, spec_registry: Registry) -> None:

@@ -44,10 +44,17 @@ class Experiment(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _evaluated_stage_exists(self) -> Experiment:
-        stage = self.evaluate.stage
-        if stage is not None and stage not in self.train.stages:
-            raise SpecValueError(
-                f"'{stage}' is not a training stage ({', '.join(self.train.stages)})", ("evaluate", "stage")
-            )
+    def _evaluated_stages_and_resolutions_exist(self) -> Experiment:
+        for index, stage in enumerate(self.evaluate.stages or []):
+            if stage not in self.train.stages:
+                raise SpecValueError(
+                    f"'{stage}' is not a training stage ({', '.join(self.train.stages)})", ("evaluate", "stages", index)
+                )
+        prepared = [tuple(r) for r in self.data.resolutions]
+        for index, resolution in enumerate(self.evaluate.resolutions or []):
+            if tuple(resolution) not in prepared:
+                raise SpecValueError(
+                    f"{list(resolution)} is not among data.resolutions {[list(r) for r in prepared]}",
+                    ("evaluate", "resolutions", index),
+                )
         return self
