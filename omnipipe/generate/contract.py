@@ -28,7 +28,9 @@ class's ``Sampling`` model (a pydantic model with ``extra="forbid"``, checked wh
 Guided generators subclass ``GuidanceSettings`` (``cfg_scale``, ``cfg_schedule``; see
 ``omnipipe.generate.guidance`` for the one definition of CFG).
 
-**Optional.** ``token_nll(batch) -> (B, L)``: the exact negative log-likelihood of each token in
+**Optional.** ``token_kind``, a class attribute ``"codes"`` or ``"latents"``: what the generator models
+(a spec pairing it with the other kind of tokenizer is rejected when it loads).
+``token_nll(batch) -> (B, L)``: the exact negative log-likelihood of each token in
 nats, for models that have one (autoregressive); evaluation reports it as bits per token.
 
 ``layout.to_grid`` / ``layout.from_grid`` convert between a one-segment sequence and the
@@ -53,6 +55,10 @@ Grid = tuple[int, int, int]  # (T', H', W')
 
 class TokenLayoutError(OmnipipeError):
     """Tokens that do not fit a layout, or a layout that cannot do what was asked."""
+
+
+class GenerationError(OmnipipeError):
+    """A generator asked for something it cannot do (e.g. guidance without classes, a prefix too long)."""
 
 
 @dataclass(frozen=True)
