@@ -18,7 +18,9 @@ from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.plugins import get_registry, load_registry
 from omnipipe.train.checkpoint import CheckpointStore
 from omnipipe.train.paths import StagePaths
-from omnipipe.train.trainer import TrainingError, stage_model_spec, train_stage
+from omnipipe.train.loop import TrainingError
+from omnipipe.train.tokenizer_task import stage_model_spec
+from omnipipe.train.trainer import train_stage
 from omnipipe.data.loader import make_loader
 from training_setup import WITH_GAN, make_experiment, write_media
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from omnipipe.nn.vq import VectorQuantizer
 from omnipipe.plugins import get_registry
 from omnipipe.spec.train import ScheduleSpec
 from omnipipe.train.checkpoint import CheckpointError, CheckpointStore
@@ -35,6 +36,27 @@ def test_weight_ema_follows_the_formula() -> None:
     ema.update(model)
     assert torch.allclose(ema.shadow.weight, 0.9 * before + 0.1 * model.weight)
     assert not ema.shadow.weight.requires_grad
+
+
+def test_ema_model_averages_the_codebook_with_the_projections() -> None:
+    torch.manual_seed(0)
+    vq = VectorQuantizer(VectorQuantizer.Params(codebook_size=16, code_dim=4, decay=0.5, dead_code_threshold=0), dim=8)
+    vq.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
+    ema = WeightEMA(vq, decay=0.8)
+    expected = {name: value.clone() for name, value in vq.state_dict().items()}
+    for step in range(3):
+        vq.train()(torch.randn(2, 1, 4, 4, 8))  # moves the codebook and cluster sizes (EMA k-means)
+        with torch.no_grad():
+            vq.proj_in.weight.add_(0.1)
+            vq.steps_seen.add_(1)
+        ema.update(vq)
+        for name, value in vq.state_dict().items():  # the reference: every float entry averaged alike
+            expected[name] = 0.8 * expected[name] + 0.2 * value if value.is_floating_point() else value.clone()
+    shadow = ema.shadow.state_dict()
+    for name in ("codebook", "embed_sum", "cluster_size", "proj_in.weight"):
+        assert torch.allclose(shadow[name], expected[name], atol=1e-6), name
+        assert not torch.allclose(shadow[name], vq.state_dict()[name]), name  # not the live model's
+    assert int(shadow["steps_seen"]) == 3  # counters are copied
 
 
 def test_checkpoints_are_published_whole_and_pruned(tmp_path: Path) -> None:

@@ -28,6 +28,5 @@ def run(args: argparse.Namespace) -> int:
             f"{args.spec}: no stage '{args.stage}' in train.stages ({', '.join(spec.train.stages)})"
             + did_you_mean(args.stage, spec.train.stages)
         )
-    paths = train_stage(spec, args.stage, registry, resume=args.resume, num_workers=args.num_workers)
-    print(f"stage '{args.stage}' done: {paths.model_file}")
+    train_stage(spec, args.stage, registry, resume=args.resume, num_workers=args.num_workers)
     return 0

@@ -1,1 +1,1 @@
-"""Training: progressive stages, checkpoints, resume, distributed data parallel."""
+"""Training: one generic loop (loop.py) for every task (task.py), the tokenizer stages (tokenizer_task.py)."""

@@ -1,4 +1,9 @@
-"""Exponential moving average of a model's weights (buffers are copied as they are)."""
+"""Exponential moving average of a model: its weights and its floating-point buffers alike.
+
+Buffers that training moves (a VQ codebook and its cluster statistics) are averaged with the same
+decay as the weights, so the EMA model's codebook belongs to the averaged projections around it — not
+to the live model. Integer buffers (counters) are copied.
+"""
 from __future__ import annotations
 
 import copy
@@ -7,7 +12,7 @@ import torch
 
 
 class WeightEMA:
-    """Keeps ``shadow = decay * shadow + (1 - decay) * weights`` after every optimizer step."""
+    """Keeps ``shadow = decay * shadow + (1 - decay) * live`` for every parameter and float buffer after each step."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
@@ -18,4 +23,7 @@ class WeightEMA:
         for ema_param, param in zip(self.shadow.parameters(), model.parameters()):
             ema_param.lerp_(param.detach(), 1.0 - self.decay)
         for ema_buffer, buffer in zip(self.shadow.buffers(), model.buffers()):
-            ema_buffer.copy_(buffer)
+            if buffer.is_floating_point():
+                ema_buffer.lerp_(buffer, 1.0 - self.decay)
+            else:
+                ema_buffer.copy_(buffer)
