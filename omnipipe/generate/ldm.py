@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from omnipipe.generate.ar import drop_classes
@@ -39,8 +39,11 @@ from omnipipe.generate.guidance import GuidanceSettings, guidance_scale, guide
 from omnipipe.generate.latent_scaling import LatentScaling
 from omnipipe.generate.transformer import TransformerParams, axial_angles
 from omnipipe.nn.stack import init_weights
+from omnipipe.spec.problems import SpecValueError
 
 OBJECTIVES = {"flow": RectifiedFlow, "ddpm": LinearDDPM}
+# DiT's model sizes (Peebles & Xie 2023, table 1): depth, width, heads. Latte uses the same names.
+VARIANTS: dict[str, tuple[int, int, int]] = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
 
 
 class LatentDiffusionGenerator(nn.Module):
@@ -49,6 +52,9 @@ class LatentDiffusionGenerator(nn.Module):
     token_kind: ClassVar[str] = "latents"
 
     class Params(TransformerParams):
+        variant: Literal["S", "B", "L", "XL"] | None = Field(
+            default=None, description="DiT's sizes (XL: 28 blocks, width 1152, 16 heads); then leave depth, width, num_heads out"
+        )
         patch_size: Literal[1, 2] = Field(default=1, description="patch side on the latent grid (DiT-XL/2: 2)")
         blocks: Literal["full", "spatial_temporal"] = Field(
             default="full", description="full: every block attends over all tokens; spatial_temporal: Latte's alternation"
@@ -60,6 +66,15 @@ class LatentDiffusionGenerator(nn.Module):
         prefix_probability: float = Field(
             default=0.0, ge=0, le=1, description="training: share of sequences whose first prefix_frames are given"
         )
+
+        @model_validator(mode="after")
+        def _apply_variant(self) -> LatentDiffusionGenerator.Params:
+            if self.variant is not None:
+                clashing = sorted({"depth", "width", "num_heads"} & self.model_fields_set)
+                if clashing:
+                    raise SpecValueError(f"variant {self.variant} sets depth, width and num_heads; drop {', '.join(clashing)}", (clashing[0],))
+                self.depth, self.width, self.num_heads = VARIANTS[self.variant]
+            return self
 
     class Sampling(GuidanceSettings):
         sampler: Literal["euler", "heun", "ddim"] | None = Field(

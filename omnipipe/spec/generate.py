@@ -92,6 +92,7 @@ class GeneratorEntrySpec(StrictModel):
     model: GeneratorSpec
     class_conditional: bool = Field(default=True, description="condition on the class (with a null class for CFG)")
     vocab_size: PositiveInt | None = Field(default=None, description="if given, must equal the tokenizer's codebook size")
+    latent_channels: PositiveInt | None = Field(default=None, description="if given, must equal the KL tokenizer's latent channels")
     grid: Grid | None = Field(default=None, description="if given, must equal the token grid (T', H', W')")
     num_classes: PositiveInt | None = Field(default=None, description="if given, must equal the classes of the tokens")
     train: GeneratorTrainSpec
@@ -116,7 +117,7 @@ class GenerateSpec(StrictModel):
 def tokenizer_bottleneck(spec: Experiment, stage: str) -> tuple[str, int | None]:
     """("codes", codebook size) or ("latents", channels) of a training stage's tokenizer, read from its params;
     the size is None when the component's params do not say it."""
-    from omnipipe.train.trainer import stage_model_spec
+    from omnipipe.train.tokenizer_task import stage_model_spec
 
     params = stage_model_spec(spec, spec.train.stages[stage]).quantizer.params
     if getattr(params, "latent_channels", None) is not None:
@@ -180,6 +181,9 @@ def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: 
     elif entry.vocab_size is not None and size is not None and kind == "codes" and entry.vocab_size != size:
         yield Problem((*at, "vocab_size"),
                       f"{entry.vocab_size} does not match the codebook size {size} of tokenizer stage '{dataset.tokenizer}'")  # fmt: skip
+    elif entry.latent_channels is not None and size is not None and kind == "latents" and entry.latent_channels != size:
+        yield Problem((*at, "latent_channels"),
+                      f"{entry.latent_channels} does not match the {size} latent channels of tokenizer stage '{dataset.tokenizer}'")  # fmt: skip
     grid = token_grid(spec, dataset)
     if entry.grid is not None and grid is not None and tuple(entry.grid) != grid:
         yield Problem((*at, "grid"), f"{list(entry.grid)} does not match the token grid {list(grid)} of '{entry.tokens}'")
