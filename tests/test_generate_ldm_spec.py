@@ -18,6 +18,7 @@ def test_paper_scale_specs_validate_with_the_paper_sizes() -> None:
     latte = load_spec(PIPELINES / "latte-xl2-ucf101.yaml").generate.generators["latte_xl2"]
     assert (latte.model.params.depth, latte.model.params.width, latte.model.params.blocks) == (28, 1152, "spatial_temporal")
     assert tuple(latte.grid) == (5, 32, 32) and latte.latent_channels == 8
+    assert type(dit).model_validate(dit.model_dump(mode="json")) == dit  # a saved generator's entry rebuilds
 
 
 def _error(old: str, new: str) -> str:

@@ -70,10 +70,11 @@ class LatentDiffusionGenerator(nn.Module):
         @model_validator(mode="after")
         def _apply_variant(self) -> LatentDiffusionGenerator.Params:
             if self.variant is not None:
-                clashing = sorted({"depth", "width", "num_heads"} & self.model_fields_set)
+                sizes = dict(zip(("depth", "width", "num_heads"), VARIANTS[self.variant]))
+                clashing = sorted(key for key in sizes.keys() & self.model_fields_set if getattr(self, key) != sizes[key])
                 if clashing:
                     raise SpecValueError(f"variant {self.variant} sets depth, width and num_heads; drop {', '.join(clashing)}", (clashing[0],))
-                self.depth, self.width, self.num_heads = VARIANTS[self.variant]
+                self.depth, self.width, self.num_heads = sizes.values()
             return self
 
     class Sampling(GuidanceSettings):
