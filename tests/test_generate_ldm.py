@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from omnipipe.generate.contract import GenerationError, TokenBatch, TokenLayout
 from omnipipe.generate.dit_blocks import AdaLNZeroBlock
+from omnipipe.generate.gaussian_baseline import GaussianLatents
 from omnipipe.generate.latent_scaling import LatentScaling
 from omnipipe.generate.ldm import LatentDiffusionGenerator
 from omnipipe.generate.transformer import axial_angles
@@ -230,3 +231,16 @@ def test_bad_input_is_one_clear_line() -> None:
     unconditional = _model(TokenLayout.grid_of("latents", (1, 2, 2), 4))
     with pytest.raises(GenerationError, match="class-conditional"):
         _draw(unconditional, [-1], cfg_scale=2.0)
+
+
+def test_gaussian_baseline_draws_independent_latents_with_the_train_moments() -> None:
+    layout = TokenLayout.grid_of("latents", (1, 4, 4), 3)
+    train = torch.tensor([1.0, -2.0, 5.0]) + torch.tensor([0.5, 3.0, 0.1]) * torch.randn(200, 16, 3, generator=torch.Generator().manual_seed(0))
+    baseline = GaussianLatents(layout, [train[:120], train[120:]])
+    drawn = baseline.sample(2000, torch.Generator().manual_seed(1))
+    assert drawn.shape == (2000, 16, 3)
+    assert torch.allclose(drawn.reshape(-1, 3).mean(0), train.reshape(-1, 3).mean(0), atol=0.02)
+    assert torch.allclose(drawn.reshape(-1, 3).std(0), train.reshape(-1, 3).std(0), rtol=0.02)
+    assert abs(float(torch.corrcoef(drawn[:, :2, 1].T)[0, 1])) < 0.05  # positions are independent
+    with pytest.raises(GenerationError, match="needs continuous latents"):
+        GaussianLatents(TokenLayout.grid_of("codes", (1, 2, 2), 8), [])
