@@ -6,9 +6,11 @@ import sys
 import traceback
 
 from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
+from omnipipe.commands import encode_tokens, evaluate_generator, sample, train_generator
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS += (encode_tokens, train_generator, sample, evaluate_generator)
 
 
 def build_parser() -> argparse.ArgumentParser:

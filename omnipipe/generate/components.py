@@ -1,9 +1,10 @@
-"""Registration of the builtin generators."""
+"""Registration of the builtin generators and generation metrics."""
 from __future__ import annotations
 
 from omnipipe.generate.ar import ARGenerator
 from omnipipe.generate.ldm import LatentDiffusionGenerator
 from omnipipe.generate.masked import MaskedGenerator
+from omnipipe.generate.metrics.components import register as register_generation_metrics
 from omnipipe.registry import Registry
 
 
@@ -11,3 +12,4 @@ def register(registry: Registry) -> None:
     registry.add("generator", "ar", ARGenerator)
     registry.add("generator", "masked", MaskedGenerator)
     registry.add("generator", "ldm", LatentDiffusionGenerator)
+    register_generation_metrics(registry)
