@@ -26,12 +26,16 @@ LAYOUT = TokenLayout.grid_of("codes", (1, 3, 3), 8, num_classes=3)
 
 
 def write_tokens(root: Path, labels: dict[str, np.ndarray], layout: TokenLayout = LAYOUT, seed: int = 0) -> None:
-    """A token dataset in the format encode-tokens writes: codes whose first token is the label."""
+    """A token dataset in the format encode-tokens writes: codes whose first token is the label (or latents whose
+    first value is)."""
     rng = np.random.default_rng(seed)
     splits = {}
     for split, split_labels in labels.items():
-        tokens = rng.integers(0, layout.vocab_size, (len(split_labels), layout.length)).astype(np.int32)
-        tokens[:, 0] = np.maximum(split_labels, 0)
+        if layout.kind == "codes":
+            tokens = rng.integers(0, layout.vocab_size, (len(split_labels), layout.length)).astype(np.int32)
+        else:
+            tokens = rng.normal(1.0, 2.0, (len(split_labels), layout.length, layout.channels)).astype(np.float32)
+        tokens[:, 0] = np.maximum(split_labels, 0).reshape(-1, *[1] * (tokens.ndim - 2))
         arrays = {"tokens": tokens, "labels": split_labels.astype(np.int64),
                   "clips": np.arange(len(split_labels)), "flipped": np.zeros(len(split_labels), bool)}  # fmt: skip
         chunk = {"count": len(split_labels)}

@@ -1,6 +1,7 @@
 """``omnipipe evaluate-generator``: a generator's samples against the real val clips, next to the
-independent-token baseline, with the sample count, the sampler settings and the CFG definition
-written beside every number; val bits per token for likelihood models.
+independent-token baseline (Gaussian-noise latents for latent generators), with the sample count,
+the sampler settings and the CFG definition written beside every number; val bits per token for
+likelihood models.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from omnipipe.atomic import atomic_write, write_json
 from omnipipe.generate.baseline import IndependentTokens
 from omnipipe.generate.contract import TokenBatch
+from omnipipe.generate.gaussian_baseline import GaussianLatents
 from omnipipe.generate.paths import GenerationPaths
 from omnipipe.generate.real_clips import real_pixels
 from omnipipe.generate.sample import decode_tokens, load_parts, read_run, read_summary
@@ -23,8 +25,9 @@ from omnipipe.spec.experiment import Experiment
 from omnipipe.train.distributed import pick_device
 
 CFG_DEFINITION = (
-    "classifier-free guidance on all logits: u + s·(c − u), u = null-class logits, c = conditional logits, "
-    "s = cfg_scale (1: none); cfg_schedule linear: s_i = 1 + (s − 1)·(i + 1)/n over the n generated tokens or steps"
+    "classifier-free guidance on all logits (token models) or all latent channels of the prediction (latent models): "
+    "u + s·(c − u), u = null-class output, c = conditional output, s = cfg_scale (1: none); "
+    "cfg_schedule linear: s_i = 1 + (s − 1)·(i + 1)/n over the n generated tokens or steps"
 )
 GENERATOR, BASELINE = "generator", "baseline_independent"
 
@@ -68,16 +71,17 @@ def evaluate_generator(spec: Experiment, name: str, registry: Registry, device: 
     model, data, tokenizer = load_parts(spec, name, registry, torch_device)
     layout = model.layout
     train_rows = data.split("train").originals()
-    baseline = (
-        IndependentTokens(layout, data.split("train").tokens(train_rows).numpy())
-        if settings.baseline and layout.kind == "codes"
-        else None
-    )
+    baseline: IndependentTokens | GaussianLatents | None = None
+    if settings.baseline:
+        train_tokens = data.split("train").tokens(train_rows)
+        codes = layout.kind == "codes"
+        baseline = IndependentTokens(layout, train_tokens.numpy()) if codes else GaussianLatents(layout, [train_tokens])
     summary = read_summary(paths.samples(name))
     results: dict[str, Any] = {
         "generator": name, "model": entry.model.model_dump(mode="json"), "tokens": entry.tokens,
         "sampler": {"seed": summary["seed"], "settings": summary["settings"]}, "cfg": CFG_DEFINITION,
-        "runs": {}, "bits_per_token": bits_per_token(model, data, baseline, settings.batch_size, torch_device),
+        "runs": {}, "bits_per_token": bits_per_token(model, data, baseline if layout.kind == "codes" else None,
+                                                     settings.batch_size, torch_device),
     }  # fmt: skip
     metrics, unavailable = build_generation_metrics(spec, registry, torch_device)
     real_rows = data.split("val").originals()[: entry.evaluate.real_clips]
@@ -92,7 +96,7 @@ def evaluate_generator(spec: Experiment, name: str, registry: Registry, device: 
     for run_name, run_info in summary["runs"].items():  # every run against the same real clips
         tokens, labels, _ = read_run(paths.samples(name) / run_name)
         versions = {GENERATOR: tokens}
-        if baseline is not None and not run_info["prefix_frames"]:
+        if baseline is not None and not run_info["prefix_frames"] and not run_info.get("variant"):
             versions[BASELINE] = baseline.sample(len(tokens), torch.Generator().manual_seed(summary["seed"]))
         for version, sampled in versions.items():
             for start in range(0, len(sampled), settings.batch_size):
@@ -100,7 +104,7 @@ def evaluate_generator(spec: Experiment, name: str, registry: Registry, device: 
                 for metric in metrics:
                     metric.update_generated(f"{run_name}/{version}", pixels, labels[start : start + settings.batch_size])
         results["runs"][run_name] = {"samples": len(tokens), "real_val_clips": len(real_rows),
-                                     "prefix_frames": run_info["prefix_frames"]}  # fmt: skip
+                                     "prefix_frames": run_info["prefix_frames"], "settings": run_info.get("settings")}  # fmt: skip
     for metric in metrics:
         for version, values in metric.compute().items():
             run_name, _, column = version.rpartition("/")
@@ -127,7 +131,9 @@ def summary_markdown(results: dict[str, Any]) -> str:
     for run, numbers in results["runs"].items():
         columns = [c for c in (GENERATOR, BASELINE, "real") if c in numbers]
         keys = list(dict.fromkeys(k for c in columns for k in numbers[c]))
-        lines += [f"## {run}: {numbers['samples']} samples, {numbers['real_val_clips']} real val clips", "",
+        changed = {k: v for k, v in (numbers.get("settings") or {}).items() if results["sampler"]["settings"].get(k) != v}
+        lines += [f"## {run}: {numbers['samples']} samples, {numbers['real_val_clips']} real val clips"
+                  + (f"; settings changed: {changed}" if changed else ""), "",
                   "| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]  # fmt: skip
         for key in keys:
             cells = [f"{numbers[c][key]:.4g}" if key in numbers[c] else "—" for c in columns]

@@ -2,7 +2,8 @@
 
 One run per entry of ``sample.prefix_frames``: ``generate`` (0: whole clips, ``per_class`` per class
 for class-conditional models, else ``count`` unconditional ones) or ``predict-<k>`` (the first
-``count`` val clips continued from their first k latent frames, each with its own label).
+``count`` val clips continued from their first k latent frames, each with its own label); then one
+``generate-<variant>`` run of whole clips per entry of ``sample.variants`` (other sampling settings).
 
 ```
 <outputs>/<name>/generators/<generator>/
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from pydantic import BaseModel
 
 from omnipipe.atomic import atomic_write, write_json, write_npy
 from omnipipe.evaluate.visuals import side_by_side, write_clip, write_grid
@@ -45,12 +47,14 @@ COLUMNS = 10  # samples per class shown in a grid
 
 @dataclass
 class SampleRun:
-    """What one sampling run asks for: labels, optional prefix rows of the val split."""
+    """What one sampling run asks for: labels, optional prefix rows of the val split, sampling settings."""
 
     name: str
     prefix_frames: int
     labels: torch.Tensor  # (N,)
     rows: np.ndarray  # (N,) val rows giving the prefix, -1 when none
+    settings: BaseModel
+    variant: str | None = None
 
 
 def run_name(prefix_frames: int) -> str:
@@ -59,19 +63,21 @@ def run_name(prefix_frames: int) -> str:
 
 def plan_runs(spec: Experiment, name: str, data: TokenDataset, layout: TokenLayout) -> list[SampleRun]:
     sample = spec.generate.generators[name].sample
+    if layout.conditional:
+        whole = torch.arange(layout.num_classes).repeat_interleave(sample.per_class)
+    else:
+        whole = torch.full((sample.count,), -1)
     runs = []
     for frames in sample.prefix_frames:
         if frames == 0:
-            if layout.conditional:
-                labels = torch.arange(layout.num_classes).repeat_interleave(sample.per_class)
-            else:
-                labels = torch.full((sample.count,), -1)
-            runs.append(SampleRun(run_name(0), 0, labels, np.full(len(labels), -1)))
+            runs.append(SampleRun(run_name(0), 0, whole, np.full(len(whole), -1), sample.sampling))
         else:
             val = data.split("val")
             rows = val.originals()[: sample.count]
             labels = torch.from_numpy(val.labels[rows]) if layout.conditional else torch.full((len(rows),), -1)
-            runs.append(SampleRun(run_name(frames), frames, labels, rows))
+            runs.append(SampleRun(run_name(frames), frames, labels, rows, sample.sampling))
+    for variant, settings in sample.variant_sampling.items():
+        runs.append(SampleRun(f"{run_name(0)}-{variant}", 0, whole, np.full(len(whole), -1), settings, variant))
     return runs
 
 
@@ -97,9 +103,10 @@ def sample_generator(spec: Experiment, name: str, registry: Registry, device: st
     entry = spec.generate.generators[name]
     model, data, tokenizer = load_parts(spec, name, registry, torch_device)
     out = GenerationPaths.of(spec).samples(name)
-    settings = entry.sample.sampling.model_dump(mode="json")
-    summary: dict[str, Any] = {"generator": name, "seed": entry.sample.seed, "settings": settings, "runs": {}}
+    summary: dict[str, Any] = {"generator": name, "seed": entry.sample.seed,
+                               "settings": entry.sample.sampling.model_dump(mode="json"), "runs": {}}  # fmt: skip
     for run in plan_runs(spec, name, data, model.layout):
+        settings = run.settings.model_dump(mode="json")
         generator = torch.Generator(torch_device).manual_seed(entry.sample.seed)
         val = data.split("val")
         tokens = []
@@ -117,7 +124,8 @@ def sample_generator(spec: Experiment, name: str, registry: Registry, device: st
         write_npy(folder / "labels.npy", run.labels.numpy().astype(np.int64))
         write_npy(folder / "rows.npy", run.rows.astype(np.int64))
         _pictures(spec, name, run, sampled, model.layout, tokenizer, data, torch_device)
-        summary["runs"][run.name] = {"samples": len(sampled), "prefix_frames": run.prefix_frames}
+        summary["runs"][run.name] = {"samples": len(sampled), "prefix_frames": run.prefix_frames, "variant": run.variant,
+                                     "settings": settings}  # fmt: skip
     write_json(out / "summary.json", summary)
     return summary
 

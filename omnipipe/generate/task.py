@@ -31,6 +31,9 @@ from omnipipe.train.precision import Precision
 from omnipipe.train.task import Evaluation, StepLoss, TrainingTask
 
 
+STATISTICS_ROWS = 4096  # train sequences read at a time by ``fit_token_statistics``
+
+
 class GeneratorMismatch(OmnipipeError):
     """A generator spec that does not fit its token dataset."""
 
@@ -43,6 +46,8 @@ def generator_layout(entry: GeneratorEntrySpec, data: TokenDataset, where: str, 
         problems.append(f"{where}.model.type: '{entry.model.type}' models {token_kind}, {index} holds {layout.kind}")
     if entry.vocab_size is not None and layout.kind == "codes" and entry.vocab_size != layout.vocab_size:
         problems.append(f"{where}.vocab_size: {entry.vocab_size} does not match the vocabulary {layout.vocab_size} of {index}")
+    if entry.latent_channels is not None and layout.kind == "latents" and entry.latent_channels != layout.channels:
+        problems.append(f"{where}.latent_channels: {entry.latent_channels} does not match the {layout.channels} latent channels of {index}")
     if entry.grid is not None and len(layout.segments) == 1 and tuple(entry.grid) != layout.grid:
         problems.append(f"{where}.grid: {list(entry.grid)} does not match the grid {list(layout.grid)} of {index}")
     if entry.num_classes is not None and entry.num_classes != len(data.classes):
@@ -75,7 +80,7 @@ def generator_loop_settings(
 class GeneratorTask(TrainingTask):
     """One entry of ``generate.generators``: its component on its token dataset."""
 
-    summary_keys = ("val/loss/ce", "val/bits_per_token")
+    summary_keys = ("val/loss/ce", "val/loss/mse", "val/bits_per_token")
 
     def __init__(self, spec: Experiment, name: str, registry: Registry, ctx: DistContext) -> None:
         self.spec, self.name, self.ctx = spec, name, ctx
@@ -84,6 +89,10 @@ class GeneratorTask(TrainingTask):
         cls = registry.get("generator", entry.model.type).cls
         layout = generator_layout(entry, self.data, f"generate.generators.{name}", getattr(cls, "token_kind", None))
         self.model = registry.build("generator", entry.model, layout=layout).to(ctx.device)
+        fit = getattr(self.model, "fit_token_statistics", None)
+        if fit is not None:  # e.g. ldm's latent scaling: every train sequence, before the loop copies the EMA
+            split, rows = self.data.split("train"), STATISTICS_ROWS
+            fit(split.tokens(np.arange(start, min(start + rows, len(split)))) for start in range(0, len(split), rows))
         self.optimizer = make_optimizer(entry.train.optimizer, self.model.parameters())
         self.scheduler = make_scheduler(self.optimizer, entry.train.schedule, entry.train.steps)
 

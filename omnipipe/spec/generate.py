@@ -16,9 +16,9 @@ generate:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, StringConstraints, ValidationError
 
 from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
 from omnipipe.spec.component import GeneratorSpec, MetricSpec
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from omnipipe.spec.experiment import Experiment
 
 Grid = tuple[PositiveInt, PositiveInt, PositiveInt]
+VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 
 
 class TokenDatasetSpec(StrictModel):
@@ -77,7 +78,13 @@ class SampleSpec(StrictModel):
         "from their first k latent frames",
     )
     settings: dict[str, Any] = Field(default_factory=dict, description="the generator's sampling settings")
+    variants: dict[VariantName, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="extra runs of whole samples, each with some settings changed (e.g. {steps-100: {steps: 100}}): "
+        "run generate-<name>, judged like the others",
+    )
     _sampling: BaseModel | None = PrivateAttr(default=None)
+    _variants: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
 
     @property
     def sampling(self) -> BaseModel:
@@ -85,6 +92,12 @@ class SampleSpec(StrictModel):
         if self._sampling is None:
             raise RuntimeError("sample.settings were not validated against a registry")
         return self._sampling
+
+    @property
+    def variant_sampling(self) -> dict[str, BaseModel]:
+        """Each of ``variants``: ``settings`` with its changes, validated like ``sampling``."""
+        self.sampling  # noqa: B018 - raises when not validated
+        return self._variants
 
 
 class GeneratorEvalSpec(StrictModel):
@@ -116,7 +129,10 @@ class GenerationEvalSpec(StrictModel):
     metrics: list[MetricSpec] = Field(default_factory=list)
     allow_proxy: bool = Field(default=False, description="allow metrics from random networks; their keys then say proxy")
     batch_size: PositiveInt = 32
-    baseline: bool = Field(default=True, description="also sample each token independently from the code frequencies")
+    baseline: bool = Field(
+        default=True,
+        description="also sample each token independently: codes from the code frequencies, latents from per-channel Gaussians",
+    )
 
 
 class GenerateSpec(StrictModel):
@@ -174,6 +190,12 @@ def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: 
         for problem in problems_from(error, cls.Sampling):
             yield Problem((*at, "sample", "settings", *problem.loc), problem.message)
         return
+    for variant, changes in entry.sample.variants.items():
+        try:
+            entry.sample._variants[variant] = cls.Sampling.model_validate({**entry.sample.settings, **changes})
+        except ValidationError as error:
+            for problem in problems_from(error, cls.Sampling):
+                yield Problem((*at, "sample", "variants", variant, *problem.loc), problem.message)
     if not entry.class_conditional and getattr(entry.sample._sampling, "cfg_scale", 1.0) != 1.0:
         yield Problem((*at, "sample", "settings", "cfg_scale"),
                       "classifier-free guidance needs a class-conditional model (class_conditional is false)")  # fmt: skip
