@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from omnipipe.generate.diffusion import LinearDDPM, ddim_step
-from omnipipe.generate.flow import RectifiedFlow
+from omnipipe.generate.flow import Predict, RectifiedFlow
 
 MU = torch.tensor([1.5, -0.5], dtype=torch.float64)
 SIGMA = torch.tensor([0.5, 2.0], dtype=torch.float64)
@@ -46,18 +46,23 @@ def flow_error(steps: int, sampler: str) -> float:
     return max(float((scale - SIGMA).abs().max()), float((offset - MU).abs().max()))
 
 
-def test_the_closed_form_velocity_is_the_regression_optimum() -> None:
-    """Least squares of ε − x₀ on x_t over many draws recovers the closed form's slope and intercept."""
+def assert_regression_optimum(process: RectifiedFlow | LinearDDPM, level: float | int, optimal: Predict) -> None:
+    """Least squares of the process's training target on its noisy input, over many draws at one noise level,
+    recovers the closed-form optimum's slope and intercept in each dimension."""
     generator = torch.Generator().manual_seed(0)
-    flow, t = RectifiedFlow(), torch.full((200_000,), 0.3, dtype=torch.float64)
+    levels = torch.full((200_000,), level)
     clean = MU + SIGMA * torch.randn(200_000, 2, generator=generator, dtype=torch.float64)
     noise = torch.randn(200_000, 2, generator=generator, dtype=torch.float64)
-    noisy, target = flow.corrupt(clean, noise, t), flow.target(clean, noise, t)
-    closed_scale, closed_offset = transport(optimal_velocity(ENDS, torch.full((2,), 0.3), 0))
+    noisy, target = process.corrupt(clean, noise, levels), process.target(clean, noise, levels)
+    closed_scale, closed_offset = transport(optimal(ENDS, torch.full((2,), level), 0))
     for d in range(2):
         design = torch.stack([noisy[:, d], torch.ones_like(noisy[:, d])], 1)
-        slope, intercept = torch.linalg.lstsq(design, target[:, d:d + 1]).solution[:, 0]
+        slope, intercept = torch.linalg.lstsq(design, target[:, d : d + 1]).solution[:, 0]
         assert abs(float(slope - closed_scale[d])) < 0.01 and abs(float(intercept - closed_offset[d])) < 0.01
+
+
+def test_the_closed_form_velocity_is_the_regression_optimum() -> None:
+    assert_regression_optimum(RectifiedFlow(), 0.3, optimal_velocity)
 
 
 def test_velocity_target_is_the_time_derivative_of_the_path() -> None:
@@ -90,16 +95,7 @@ def test_linear_schedule_and_ddim_timesteps() -> None:
 
 
 def test_the_closed_form_noise_is_the_regression_optimum() -> None:
-    generator = torch.Generator().manual_seed(0)
-    level = torch.full((200_000,), 300)
-    clean = MU + SIGMA * torch.randn(200_000, 2, generator=generator, dtype=torch.float64)
-    noise = torch.randn(200_000, 2, generator=generator, dtype=torch.float64)
-    noisy, target = DDPM.corrupt(clean, noise, level), DDPM.target(clean, noise, level)
-    closed_scale, closed_offset = transport(optimal_noise(ENDS, torch.full((2,), 300), 0))
-    for d in range(2):
-        design = torch.stack([noisy[:, d], torch.ones_like(noisy[:, d])], 1)
-        slope, intercept = torch.linalg.lstsq(design, target[:, d:d + 1]).solution[:, 0]
-        assert abs(float(slope - closed_scale[d])) < 0.01 and abs(float(intercept - closed_offset[d])) < 0.01
+    assert_regression_optimum(DDPM, 300, optimal_noise)
 
 
 def test_ddpm_corruption_has_the_marginal_variance() -> None:
