@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from omnipipe.atomic import atomic_write, write_json

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
 from omnipipe.spec.component import GeneratorSpec, MetricSpec
 from omnipipe.spec.problems import Problem, problems_from
-from omnipipe.spec.train import OptimizerSpec, ScheduleSpec
+from omnipipe.spec.train import LoopSpec, OptimizerSpec
 
 if TYPE_CHECKING:
     from omnipipe.registry import Registry
@@ -48,18 +48,10 @@ class TokenDatasetSpec(StrictModel):
     chunk_clips: PositiveInt = Field(default=1024, description="clips per shard (the unit of resume and of ranks)")
 
 
-class GeneratorTrainSpec(StrictModel):
-    """How a generator is trained (the same guarantees as the tokenizer stages)."""
+class GeneratorTrainSpec(LoopSpec):
+    """How a generator is trained (the same loop and guarantees as the tokenizer stages)."""
 
-    steps: PositiveInt
-    batch_size: PositiveInt
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05))
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    grad_clip: float | None = Field(default=1.0, gt=0)
-    grad_accum: PositiveInt = 1
-    ema_decay: float | None = Field(default=None, gt=0, lt=1)
-    checkpoint_every: PositiveInt = 100
-    keep_last: PositiveInt = 2
     eval_every: PositiveInt | None = Field(default=None, description="val loss (and bits/token) every N steps")
     eval_batches: PositiveInt = Field(default=4, description="val batches per evaluation")
 
