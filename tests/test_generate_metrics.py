@@ -80,3 +80,13 @@ def test_independent_tokens_keep_each_segment_in_its_vocabulary() -> None:
     drawn = baseline.sample(500, torch.Generator().manual_seed(1))
     layout.check(drawn)
     assert set(drawn[:, :2].flatten().tolist()) == {0, 2} and set(drawn[:, 2:].flatten().tolist()) == {0, 1}
+
+
+def test_centred_thumbnails_do_not_depend_on_where_the_object_is() -> None:
+    frame = torch.full((2, 3, 1, 16, 16), -1.0)
+    blob = torch.tensor([[1.0, 0.5], [0.5, 1.0]]).repeat_interleave(2, 0).repeat_interleave(2, 1)  # 4×4
+    frame[0, :, 0, 1:5, 2:6] = blob
+    frame[1, :, 0, 9:13, 10:14] = blob
+    centred = thumbnails(frame, 2, centre=True)
+    assert np.allclose(centred[0], centred[1]) and np.allclose(centred[0], [1.0, 0.5, 0.5, 1.0])
+    assert not np.allclose(thumbnails(frame, 2)[0], thumbnails(frame, 2)[1])

@@ -85,6 +85,7 @@ class GeneratorEvalSpec(StrictModel):
     real_clips: PositiveInt | None = Field(
         default=None, description="real val clips in the reference set (the first N; default: all)"
     )
+    metrics: list[MetricSpec] | None = Field(default=None, description="instead of generate.evaluate.metrics")
 
 
 class GeneratorEntrySpec(StrictModel):
@@ -149,11 +150,14 @@ def generation_problems(spec: Experiment, registry: Registry) -> Iterator[Proble
             yield Problem((*at, "resolution"), f"{list(dataset.resolution)} is not among data.resolutions")
     for name, entry in section.generators.items():
         yield from _generator_problems(spec, registry, name, entry)
-    for index, metric in enumerate(section.evaluate.metrics):
-        cls = registry.get("metric", metric.type).cls
-        if getattr(cls, "role", None) != "generation":
-            yield Problem(("generate", "evaluate", "metrics", index, "type"),
-                          f"metric '{metric.type}' judges reconstructions, not samples (use it under evaluate.metrics)")  # fmt: skip
+    lists = [(("generate", "evaluate", "metrics"), section.evaluate.metrics)]
+    lists += [(("generate", "generators", name, "evaluate", "metrics"), entry.evaluate.metrics or [])
+              for name, entry in section.generators.items()]  # fmt: skip
+    for at, metrics in lists:
+        for index, metric in enumerate(metrics):
+            if getattr(registry.get("metric", metric.type).cls, "role", None) != "generation":
+                yield Problem((*at, index, "type"),
+                              f"metric '{metric.type}' judges reconstructions, not samples (use it under evaluate.metrics)")  # fmt: skip
 
 
 def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: GeneratorEntrySpec) -> Iterator[Problem]:
