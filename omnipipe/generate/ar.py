@@ -16,7 +16,7 @@ from torch import nn
 
 from omnipipe.generate.contract import GenerationError, TokenBatch, TokenLayout, class_ids
 from omnipipe.generate.guidance import guidance_scale, guide
-from omnipipe.generate.sampling import TokenSampling, at_least_fp32, draw
+from omnipipe.generate.sampling import TokenSampling, at_least_fp32, draw, sampling_start
 from omnipipe.generate.transformer import KVCache, TokenTransformer, TransformerParams
 
 
@@ -92,16 +92,8 @@ class ARGenerator(nn.Module):
         **settings: Any,
     ) -> torch.Tensor:
         """Codes (B, L): ``prefix`` (B, P) kept, the rest drawn token by token."""
-        s = self.Sampling.model_validate(settings)
-        if s.guided and not self.layout.conditional:
-            raise GenerationError("classifier-free guidance needs a class-conditional model (cfg_scale must be 1)")
+        s, given, classes = sampling_start(self, labels, prefix, settings)  # classes: (B or 2B,), null rows last
         batch, length = labels.shape[0], self.layout.length
-        given = 0 if prefix is None else prefix.shape[1]
-        if given >= length:
-            raise GenerationError(f"a prefix of {given} tokens leaves nothing to generate (sequence: {length})")
-        classes = class_ids(labels.to(self.positions.device), self.layout)
-        if s.guided:  # rows [0, B) conditional, [B, 2B) the null class
-            classes = torch.cat([classes, torch.full_like(classes, self.layout.null_class)])
         out = torch.zeros(batch, length, dtype=torch.long, device=self.positions.device)
         if prefix is not None:
             out[:, :given] = prefix

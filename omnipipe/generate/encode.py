@@ -37,14 +37,6 @@ from omnipipe.train.fingerprint import code_version
 from omnipipe.train.paths import StagePaths
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def select_classes(names: list[str], patterns: list[str] | None, where: str) -> tuple[list[str], np.ndarray]:
     """The selected class names and a map old id → new id (-1: not selected), with ``-1`` (unlabelled) at the end.
 
@@ -74,7 +66,8 @@ def encode_tokens(
     resolution = tuple(settings.resolution or spec.data.resolutions[0])
     classes, mapping = select_classes(prepared.classes, settings.classes, where)
     fingerprint = hashlib.sha256(json.dumps({
-        "tokenizer": file_digest(tokenizer_file), "prepared": file_digest(Path(spec.data.prepared_dir) / PREPARED_INDEX),
+        "tokenizer": hashlib.sha256(tokenizer_file.read_bytes()).hexdigest(),
+        "prepared": hashlib.sha256((Path(spec.data.prepared_dir) / PREPARED_INDEX).read_bytes()).hexdigest(),
         "settings": settings.model_dump(mode="json"), "code": code_version(),
     }, sort_keys=True).encode()).hexdigest()[:16]  # fmt: skip
 

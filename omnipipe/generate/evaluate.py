@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 from omnipipe.atomic import atomic_write, write_json
@@ -32,10 +31,12 @@ CFG_DEFINITION = (
 GENERATOR, BASELINE = "generator", "baseline_independent"
 
 
-def build_generation_metrics(spec: Experiment, registry: Registry, device: torch.device) -> tuple[list[Any], dict[str, str]]:
-    """Fresh instances of ``generate.evaluate.metrics``; those that cannot run, with the reason."""
+def build_generation_metrics(spec: Experiment, name: str, registry: Registry, device: torch.device) -> tuple[list[Any], dict[str, str]]:
+    """Fresh instances of the generator's metrics (its own list, else ``generate.evaluate.metrics``);
+    those that cannot run, with the reason."""
     built, unavailable = [], {}
-    for entry in spec.generate.evaluate.metrics:
+    own = spec.generate.generators[name].evaluate.metrics
+    for entry in own if own is not None else spec.generate.evaluate.metrics:
         try:
             built.append(registry.build("metric", entry, allow_proxy=spec.generate.evaluate.allow_proxy, device=device))
         except MetricUnavailable as error:
@@ -83,7 +84,7 @@ def evaluate_generator(spec: Experiment, name: str, registry: Registry, device: 
         "runs": {}, "bits_per_token": bits_per_token(model, data, baseline if layout.kind == "codes" else None,
                                                      settings.batch_size, torch_device),
     }  # fmt: skip
-    metrics, unavailable = build_generation_metrics(spec, registry, torch_device)
+    metrics, unavailable = build_generation_metrics(spec, name, registry, torch_device)
     real_rows = data.split("val").originals()[: entry.evaluate.real_clips]
     if any(metric.needs_train for metric in metrics):
         for pixels, real_labels in real_pixels(spec.data.prepared_dir, data, "train", train_rows, settings.batch_size):

@@ -21,7 +21,7 @@ from torch import nn
 from omnipipe.generate.ar import drop_classes, without_other_segments
 from omnipipe.generate.contract import GenerationError, TokenBatch, TokenLayout, class_ids
 from omnipipe.generate.guidance import guidance_scale, guide
-from omnipipe.generate.sampling import TokenSampling, at_least_fp32, draw_codes, sampling_log_probs
+from omnipipe.generate.sampling import TokenSampling, at_least_fp32, draw_codes, sampling_log_probs, sampling_start
 from omnipipe.generate.transformer import TokenTransformer, TransformerParams
 
 
@@ -104,17 +104,9 @@ class MaskedGenerator(nn.Module):
         **settings: Any,
     ) -> torch.Tensor:
         """Codes (B, L): ``prefix`` (B, P) kept, the other L − P filled in ``steps`` parallel steps."""
-        s = self.Sampling.model_validate(settings)
-        if s.guided and not self.layout.conditional:
-            raise GenerationError("classifier-free guidance needs a class-conditional model (cfg_scale must be 1)")
+        s, given, classes = sampling_start(self, labels, prefix, settings)  # classes: (B or 2B,), null rows last
         device = self.positions.device
         batch, length = labels.shape[0], self.layout.length
-        given = 0 if prefix is None else prefix.shape[1]
-        if given >= length:
-            raise GenerationError(f"a prefix of {given} tokens leaves nothing to generate (sequence: {length})")
-        classes = class_ids(labels.to(device), self.layout)
-        if s.guided:
-            classes = torch.cat([classes, torch.full_like(classes, self.layout.null_class)])
         inputs = torch.full((batch, length), self.mask_token, dtype=torch.long, device=device)
         if prefix is not None:
             inputs[:, :given] = prefix.to(device) + self.offsets[:given]

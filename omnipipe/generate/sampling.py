@@ -1,9 +1,12 @@
 """Drawing tokens from logits: temperature, top-k, top-p (nucleus), one ``torch.Generator`` as the only randomness."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import Field
 
+from omnipipe.generate.contract import GenerationError, class_ids
 from omnipipe.generate.guidance import GuidanceSettings
 
 
@@ -47,3 +50,21 @@ def draw_codes(log_probs: torch.Tensor, generator: torch.Generator | None) -> to
 def draw(logits: torch.Tensor, settings: TokenSampling, generator: torch.Generator | None) -> torch.Tensor:
     """One code per row of ``logits`` (..., V) under ``settings``."""
     return draw_codes(sampling_log_probs(logits, settings), generator)
+
+
+def sampling_start(
+    model: torch.nn.Module, labels: torch.Tensor, prefix: torch.Tensor | None, settings: dict[str, Any]
+) -> tuple[Any, int, torch.Tensor]:
+    """What every token sampler checks first: the validated settings, the prefix length, and the class
+    indices on the model's device (the conditional rows, then as many null-class rows when guided)."""
+    s = model.Sampling.model_validate(settings)
+    layout = model.layout
+    if s.guided and not layout.conditional:
+        raise GenerationError("classifier-free guidance needs a class-conditional model (cfg_scale must be 1)")
+    given = 0 if prefix is None else prefix.shape[1]
+    if given >= layout.length:
+        raise GenerationError(f"a prefix of {given} tokens leaves nothing to generate (sequence: {layout.length})")
+    classes = class_ids(labels.to(model.positions.device), layout)
+    if s.guided:
+        classes = torch.cat([classes, torch.full_like(classes, layout.null_class)])
+    return s, given, classes

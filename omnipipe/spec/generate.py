@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, PrivateAttr, StringConstraints, Validatio
 from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
 from omnipipe.spec.component import GeneratorSpec, MetricSpec
 from omnipipe.spec.problems import Problem, problems_from
-from omnipipe.spec.train import OptimizerSpec, ScheduleSpec
+from omnipipe.spec.train import LoopSpec, OptimizerSpec
 
 if TYPE_CHECKING:
     from omnipipe.registry import Registry
@@ -49,18 +49,10 @@ class TokenDatasetSpec(StrictModel):
     chunk_clips: PositiveInt = Field(default=1024, description="clips per shard (the unit of resume and of ranks)")
 
 
-class GeneratorTrainSpec(StrictModel):
-    """How a generator is trained (the same guarantees as the tokenizer stages)."""
+class GeneratorTrainSpec(LoopSpec):
+    """How a generator is trained (the same loop and guarantees as the tokenizer stages)."""
 
-    steps: PositiveInt
-    batch_size: PositiveInt
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05))
-    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    grad_clip: float | None = Field(default=1.0, gt=0)
-    grad_accum: PositiveInt = 1
-    ema_decay: float | None = Field(default=None, gt=0, lt=1)
-    checkpoint_every: PositiveInt = 100
-    keep_last: PositiveInt = 2
     eval_every: PositiveInt | None = Field(default=None, description="val loss (and bits/token) every N steps")
     eval_batches: PositiveInt = Field(default=4, description="val batches per evaluation")
 
@@ -106,6 +98,7 @@ class GeneratorEvalSpec(StrictModel):
     real_clips: PositiveInt | None = Field(
         default=None, description="real val clips in the reference set (the first N; default: all)"
     )
+    metrics: list[MetricSpec] | None = Field(default=None, description="instead of generate.evaluate.metrics")
 
 
 class GeneratorEntrySpec(StrictModel):
@@ -174,11 +167,14 @@ def generation_problems(spec: Experiment, registry: Registry) -> Iterator[Proble
             yield Problem((*at, "resolution"), f"{list(dataset.resolution)} is not among data.resolutions")
     for name, entry in section.generators.items():
         yield from _generator_problems(spec, registry, name, entry)
-    for index, metric in enumerate(section.evaluate.metrics):
-        cls = registry.get("metric", metric.type).cls
-        if getattr(cls, "role", None) != "generation":
-            yield Problem(("generate", "evaluate", "metrics", index, "type"),
-                          f"metric '{metric.type}' judges reconstructions, not samples (use it under evaluate.metrics)")  # fmt: skip
+    lists = [(("generate", "evaluate", "metrics"), section.evaluate.metrics)]
+    lists += [(("generate", "generators", name, "evaluate", "metrics"), entry.evaluate.metrics or [])
+              for name, entry in section.generators.items()]  # fmt: skip
+    for at, metrics in lists:
+        for index, metric in enumerate(metrics):
+            if getattr(registry.get("metric", metric.type).cls, "role", None) != "generation":
+                yield Problem((*at, index, "type"),
+                              f"metric '{metric.type}' judges reconstructions, not samples (use it under evaluate.metrics)")  # fmt: skip
 
 
 def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: GeneratorEntrySpec) -> Iterator[Problem]:
