@@ -11,12 +11,14 @@ from omnipipe.commands import (
     components, evaluate, import_reference, plots_template, prepare, reconstruct, schema, tokenize, train, validate,
     weights,
 )  # fmt: skip
+from omnipipe.commands import encode_tokens, evaluate_generator, sample, train_generator
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (
     components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, import_reference,
     plots_template,
 )  # fmt: skip
+COMMANDS += (encode_tokens, train_generator, sample, evaluate_generator)
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

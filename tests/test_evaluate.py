@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from omnipipe.cli import main
-from omnipipe.evaluate.run import EvaluationPaths, evaluate
+from omnipipe.evaluate.run import EvaluationPaths, evaluate, skipped_labels
 from omnipipe.evaluate.stages import bottleneck_of, evaluated_stages
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
@@ -125,3 +125,10 @@ def test_bad_resolution_is_one_line(trained, capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == "omnipipe: error: --input /nonexistent: folder not found\n"
     assert main(["reconstruct", "--checkpoint", checkpoint, "a.png", "--out", "/tmp/x", "--resolution", "18x16"]) == 2
     assert "must be positive multiples of the patch size 4" in capsys.readouterr().err
+
+
+def test_skip_classes_names_the_labels_left_out() -> None:
+    classes = ["cat", "digit-0", "digit-1", "dog", "digit-10"]
+    assert skipped_labels(classes, ["digit-*"]).tolist() == [1, 2, 4]
+    assert skipped_labels(classes, ["d*g", "cat"]).tolist() == [0, 3]
+    assert skipped_labels(classes, []).tolist() == []

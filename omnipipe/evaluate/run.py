@@ -6,6 +6,7 @@ is a distinct val image or clip, which is what the counts and the bootstrap inte
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from omnipipe.atomic import atomic_write, write_json
 from omnipipe.data.loader import make_loader
+from omnipipe.data.shards import PreparedIndex
 from omnipipe.evaluate.baseline import bicubic_round_trip
 from omnipipe.evaluate.stages import checkpoint_identity, evaluated_stages
 from omnipipe.evaluate.summary import summary_markdown
@@ -121,6 +123,11 @@ def group_of(pixels: torch.Tensor) -> str:
     return f"{'image' if pixels.shape[2] == 1 else 'clip'}-{pixels.shape[3]}x{pixels.shape[4]}"
 
 
+def skipped_labels(classes: list[str], patterns: list[str]) -> torch.Tensor:
+    """The class indices whose names match any of ``patterns`` (int64)."""
+    return torch.tensor([i for i, name in enumerate(classes) if any(fnmatch.fnmatchcase(name, p) for p in patterns)], dtype=torch.int64)
+
+
 def evaluate(spec: Experiment, registry: Registry, stage: str | None = None, device: str = "cpu") -> dict[str, Any]:
     """Evaluate the stages' tokenizers (``evaluated_stages``) and the baseline on the val split; write every output."""
     settings = spec.evaluate
@@ -133,6 +140,7 @@ def evaluate(spec: Experiment, registry: Registry, stage: str | None = None, dev
     resolutions = [list(r) for r in settings.resolutions] if settings.resolutions else None
     loader = make_loader(spec, StageSpec(data="joint", steps=1, batch_size=settings.batch_size, resolutions=resolutions), split="val")
     visuals = Visuals(settings.visual_samples)
+    skipped = skipped_labels(PreparedIndex.load(spec.data.prepared_dir).classes, settings.skip_classes)
     rows: list[dict[str, Any]] = []
     per_sample: dict[tuple[str, str, str], list[float]] = defaultdict(list)  # (version, group, key) → values
     counts: dict[str, int] = defaultdict(int)
@@ -140,7 +148,10 @@ def evaluate(spec: Experiment, registry: Registry, stage: str | None = None, dev
     for batch in tqdm(loader, desc=f"evaluate {', '.join(stages)}", unit="batch"):
         if settings.max_samples is not None and len(rows) >= settings.max_samples:
             break
-        target = batch.pixels.to(torch_device)
+        keep = ~torch.isin(batch.labels, skipped)
+        if not keep.any():
+            continue
+        target, labels = batch.pixels[keep].to(torch_device), batch.labels[keep]
         group = group_of(target)
         shared: dict[str, torch.Tensor] = {}  # the targets' features, computed once for every version
         with torch.inference_mode():
@@ -149,7 +160,7 @@ def evaluate(spec: Experiment, registry: Registry, stage: str | None = None, dev
         batches = {name: EvalBatch(target, out.reconstruction, out.quantizer, models[name].quantizer.codebook_size, shared)
                    for name, out in outputs.items()}  # fmt: skip
         batches[BASELINE] = EvalBatch(target, base, None, None, shared)
-        new_rows = [{"sample": len(rows) + i, "group": group, "index": counts[group] + i, "label": int(batch.labels[i])}
+        new_rows = [{"sample": len(rows) + i, "group": group, "index": counts[group] + i, "label": int(labels[i])}
                     for i in range(target.shape[0])]  # fmt: skip
         for version, eval_batch in batches.items():
             for metric in metrics.of(version, group):

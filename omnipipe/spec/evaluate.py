@@ -13,6 +13,10 @@ class EvaluateSpec(StrictModel):
         description="the training stages whose tokenizers are evaluated, in one report (default: the last stage of each bottleneck)",
     )
     resolutions: list[Resolution] | None = Field(default=None, description="val resolutions to evaluate (default: all prepared)")
+    skip_classes: list[str] = Field(
+        default_factory=list,
+        description="glob patterns of val labels left out (e.g. ['digit-*']: data prepared for the generators)",
+    )
     metrics: list[MetricSpec] = Field(default_factory=list)
     max_samples: PositiveInt | None = None
     batch_size: PositiveInt = 8

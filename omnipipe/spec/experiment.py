@@ -4,9 +4,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from omnipipe.spec.base import StrictModel
-from omnipipe.spec.component import GeneratorSpec
 from omnipipe.spec.data import DataSpec
 from omnipipe.spec.evaluate import EvaluateSpec
+from omnipipe.spec.generate import GenerateSpec
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.problems import SpecValueError
 from omnipipe.spec.train import TrainSpec
@@ -28,7 +28,7 @@ class Experiment(StrictModel):
     model: ModelSpec
     train: TrainSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
-    generators: dict[str, GeneratorSpec] = Field(default_factory=dict)
+    generate: GenerateSpec = Field(default_factory=GenerateSpec)
 
     @model_validator(mode="after")
     def _stage_resolutions_are_prepared(self) -> Experiment:
