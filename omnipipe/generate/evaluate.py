@@ -125,10 +125,11 @@ def summary_markdown(results: dict[str, Any]) -> str:
              f"Sampler: seed {results['sampler']['seed']}, {results['sampler']['settings']}.", "",
              f"CFG: {results['cfg']}.", ""]  # fmt: skip
     bits = results["bits_per_token"]
-    if GENERATOR in bits or f"{BASELINE}_val" in bits:
-        lines += [f"Val bits per token ({bits['val_sequences']} sequences): generator {bits.get(GENERATOR, float('nan')):.4g}, "
-                  f"independent-token baseline {bits.get(f'{BASELINE}_val', float('nan')):.4g} "
-                  f"(its train entropy {bits.get(f'{BASELINE}_entropy', float('nan')):.4g}).", ""]  # fmt: skip
+    parts = [f"generator {bits[GENERATOR]:.4g}"] if GENERATOR in bits else []
+    if f"{BASELINE}_val" in bits:
+        parts.append(f"independent-token baseline {bits[f'{BASELINE}_val']:.4g} (its train entropy {bits[f'{BASELINE}_entropy']:.4g})")
+    if parts:
+        lines += [f"Val bits per token ({bits['val_sequences']} sequences): {', '.join(parts)}.", ""]
     for run, numbers in results["runs"].items():
         columns = [c for c in (GENERATOR, BASELINE, "real") if c in numbers]
         keys = list(dict.fromkeys(k for c in columns for k in numbers[c]))
