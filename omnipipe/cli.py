@@ -6,9 +6,11 @@ import sys
 import traceback
 
 from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
+from omnipipe.commands import compare_vtok, train_vtok
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS += (train_vtok, compare_vtok)
 
 
 def build_parser() -> argparse.ArgumentParser:

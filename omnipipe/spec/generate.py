@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
-from omnipipe.spec.component import GeneratorSpec, MetricSpec
+from omnipipe.spec.component import GeneratorSpec, MetricSpec, QuantizerSpec
 from omnipipe.spec.problems import Problem, problems_from
 from omnipipe.spec.train import OptimizerSpec, ScheduleSpec
 
@@ -116,9 +116,15 @@ class GenerateSpec(StrictModel):
 def tokenizer_bottleneck(spec: Experiment, stage: str) -> tuple[str, int | None]:
     """("codes", codebook size) or ("latents", channels) of a training stage's tokenizer, read from its params;
     the size is None when the component's params do not say it."""
-    from omnipipe.train.trainer import stage_model_spec
+    from omnipipe.train.tokenizer_task import stage_model_spec
 
-    params = stage_model_spec(spec, spec.train.stages[stage]).quantizer.params
+    return bottleneck_tokens(stage_model_spec(spec, spec.train.stages[stage]).quantizer)
+
+
+def bottleneck_tokens(quantizer: QuantizerSpec) -> tuple[str, int | None]:
+    """("codes", codebook size) or ("latents", channels) of a bottleneck, read from its params (size None when
+    the component's params do not say it)."""
+    params = quantizer.params
     if getattr(params, "latent_channels", None) is not None:
         return "latents", params.latent_channels
     return "codes", getattr(params, "codebook_size", None)

@@ -23,17 +23,11 @@ class ScheduleSpec(StrictModel):
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
 
 
-class StageSpec(StrictModel):
-    """One training stage (one DVC stage): what data, how long, initialised from which stage."""
+class RunSpec(StrictModel):
+    """How long and how a model is optimised: what every stage run by the training loop shares."""
 
-    data: Literal["images", "joint"]
     steps: PositiveInt
     batch_size: PositiveInt
-    resolutions: list[Resolution] | None = None
-    init_from: str | None = None
-    quantizer: QuantizerSpec | None = Field(
-        default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
-    )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     grad_clip: float | None = Field(default=1.0, gt=0)
@@ -41,6 +35,19 @@ class StageSpec(StrictModel):
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
     checkpoint_every: PositiveInt = 100
     keep_last: PositiveInt = 2
+
+
+class StageSpec(RunSpec):
+    """One training stage (one DVC stage): what data, how long, initialised from which stage.
+
+    ``videos`` (video clips only) is for models that only make sense on clips (VTok)."""
+
+    data: Literal["images", "joint", "videos"]
+    resolutions: list[Resolution] | None = None
+    init_from: str | None = None
+    quantizer: QuantizerSpec | None = Field(
+        default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
+    )
 
 
 class TrainSpec(StrictModel):

@@ -3,10 +3,31 @@ from __future__ import annotations
 
 from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
+from omnipipe.spec.train import RunSpec
 from omnipipe.train.loop import LoopSettings, run_training
 from omnipipe.train.paths import StagePaths
 from omnipipe.train.precision import Precision
 from omnipipe.train.tokenizer_task import TokenizerTask
+
+
+def run_loop_settings(
+    run: RunSpec, name: str, paths: StagePaths, seed: int, *, precision: Precision = "auto", device: str | None = None
+) -> LoopSettings:
+    """The loop settings of any stage described by a ``RunSpec`` that writes under ``paths``."""
+    return LoopSettings(
+        name=name,
+        steps=run.steps,
+        checkpoints=paths.checkpoints,
+        live_dir=paths.live_dir,
+        seed=seed,
+        grad_accum=run.grad_accum,
+        grad_clip=run.grad_clip,
+        ema_decay=run.ema_decay,
+        checkpoint_every=run.checkpoint_every,
+        keep_last=run.keep_last,
+        precision=precision,
+        device=device,
+    )
 
 
 def stage_loop_settings(
@@ -14,21 +35,7 @@ def stage_loop_settings(
 ) -> LoopSettings:
     """The loop settings of a tokenizer stage of ``train.stages``."""
     stage = spec.train.stages[stage_name]
-    paths = StagePaths.of(spec, stage_name)
-    return LoopSettings(
-        name=stage_name,
-        steps=stage.steps,
-        checkpoints=paths.checkpoints,
-        live_dir=paths.live_dir,
-        seed=spec.seed,
-        grad_accum=stage.grad_accum,
-        grad_clip=stage.grad_clip,
-        ema_decay=stage.ema_decay,
-        checkpoint_every=stage.checkpoint_every,
-        keep_last=stage.keep_last,
-        precision=precision,
-        device=device,
-    )
+    return run_loop_settings(stage, stage_name, StagePaths.of(spec, stage_name), spec.seed, precision=precision, device=device)
 
 
 def train_stage(
