@@ -183,7 +183,9 @@ class VTok(nn.Module):
         if VTOK_SPEC_KEY not in metadata:
             raise OmnipipeError(f"{path}: an OmniTokenizer checkpoint, not a VTok one (no '{VTOK_SPEC_KEY}' metadata)")
         base = Tokenizer.from_spec(ModelSpec.model_validate(json.loads(metadata[SPEC_KEY])), registry)
-        model = cls(VTokModelSpec.model_validate(json.loads(metadata[VTOK_SPEC_KEY])), base, registry)
+        spec = VTokModelSpec.model_validate(json.loads(metadata[VTOK_SPEC_KEY]))
+        spec.residual_quantizer.resolve(registry)
+        model = cls(spec, base, registry)
         model.load_state_dict(load_file(str(path), device=str(device)))
         return model.to(device).eval()
 

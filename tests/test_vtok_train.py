@@ -1,0 +1,136 @@
+"""Training VTok on the shared loop (frozen or fine-tuned OmniTokenizer), comparing it, and its spec's bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from omnipipe.cli import main
+from omnipipe.errors import SpecError
+from omnipipe.plugins import get_registry
+from omnipipe.spec.loader import load_spec
+from omnipipe.train.paths import StagePaths
+from omnipipe.train.trainer import train_stage
+from omnipipe.vtok import VTok
+from omnipipe.vtok.compare import compare_vtok
+from omnipipe.vtok.task import train_vtok
+from training_setup import make_experiment, write_media
+
+VTOK = """\
+vtok:
+  vt:
+    tokenizer: joint
+    tokenizer_training: {training}
+    model:
+      residual_quantizer: {{type: vq, codebook_size: 8, code_dim: 4}}
+      predictor: {{width: 32, num_heads: 2, spatial: [{{type: full}}]}}
+      residual_width: 32
+    train: {{steps: 4, batch_size: 2, checkpoint_every: 2, optimizer: {{lr: 0.003}}}}
+    compare: {{metrics: [{{type: psnr}}, {{type: ssim}}], motion_classes: ["*"]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An experiment folder whose image_pretrain and joint stages are trained (shared by the tests)."""
+    root = tmp_path_factory.mktemp("vtok")
+    write_media(root, videos=4)
+    _, spec = make_experiment(root, val_fraction=0.5, extra=VTOK.format(training="frozen"))
+    for stage in ("image_pretrain", "joint"):
+        train_stage(spec, stage, get_registry())
+    return root
+
+
+def experiment(trained: Path, tmp_path: Path, training: str):
+    root = tmp_path / "exp"
+    shutil.copytree(trained, root)
+    spec_path, spec = make_experiment(root, val_fraction=0.5, extra=VTOK.format(training=training))
+    return spec_path, spec
+
+
+@pytest.mark.parametrize("training", ["frozen", "finetune"])
+def test_frozen_keeps_the_tokenizer_and_finetune_trains_it(trained: Path, tmp_path: Path, training: str) -> None:
+    _, spec = experiment(trained, tmp_path, training)
+    joint = load_file(str(StagePaths.of(spec, "joint").model_file))
+    paths = train_vtok(spec, "vt", get_registry())
+    weights = load_file(str(paths.model_file))
+    base = {name[len("base.") :]: value for name, value in weights.items() if name.startswith("base.")}
+    assert base.keys() == joint.keys()
+    changed = [name for name in joint if not torch.equal(base[name], joint[name])]
+    if training == "frozen":
+        assert changed == []
+    else:
+        assert "decoder.blocks.0.attn.qkv.weight" in changed
+    fresh = VTok.from_checkpoint(paths.model_file)
+    assert fresh.spec.residual_quantizer.params.codebook_size == 8
+    metrics = json.loads((paths.live_dir / "metrics.json").read_text())
+    assert metrics["step"] == 4 and metrics["loss"]["latent"] > 0  # dvclive logs every term
+
+
+def test_compare_measures_vtok_plain_and_key_held_on_later_frames(trained: Path, tmp_path: Path) -> None:
+    _, spec = experiment(trained, tmp_path, "frozen")
+    train_vtok(spec, "vt", get_registry())
+    results = compare_vtok(spec, "vt", get_registry())
+    assert results["tokens"]["16x16"] == {"frames": 5, "grid": [2, 4, 4], "vtok_tokens": 20, "vtok_key_tokens": 16,
+                                           "vtok_residual_tokens": 4, "plain_tokens": 32, "vtok_bits": 16 * 6 + 4 * 3,
+                                           "plain_bits": 32 * 6}  # fmt: skip
+    assert results["clips"] == results["moving_clips"] > 0
+    for version in ("vtok", "plain", "key_held"):
+        assert {"psnr", "ssim", "position_error_px"} <= results[version].keys()
+    root = StagePaths.of(spec, "vt").out_dir / "compare"
+    assert (root / "frames.png").is_file() and (root / "summary.md").read_text().count("| psnr |") == 1
+    rows = (root / "per_clip.csv").read_text().splitlines()
+    assert len(rows) == 1 + results["clips"]
+
+
+def test_resumed_vtok_training_continues_from_its_checkpoint(trained: Path, tmp_path: Path, capsys) -> None:
+    spec_path, spec = experiment(trained, tmp_path, "frozen")
+    train_vtok(spec, "vt", get_registry())
+    straight = load_file(str(StagePaths.of(spec, "vt").model_file))
+    checkpoints = StagePaths.of(spec, "vt").checkpoints
+    shutil.rmtree(checkpoints / "step-000004")
+    assert main(["train-vtok", "--spec", str(spec_path), "--name", "vt", "--resume"]) == 0
+    assert "resuming stage 'vt' at step 2" in capsys.readouterr().out
+    resumed = load_file(str(StagePaths.of(spec, "vt").model_file))
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
+BAD = {
+    "tokenizer: joint": ("tokenizer: jiont", "vtok.vt.tokenizer: 'jiont' is not a training stage"),
+    "{type: vq, codebook_size: 8, code_dim: 4}": ("{type: kl, latent_channels: 4}",
+                                                  "stage 'joint' gives codes but this bottleneck gives latents"),
+    "spatial: [{type: full}]}\n      residual": ("spatial: [{type: full}], temporal: [{type: causal}]}\n      residual",
+                                                 "vtok.vt.model.predictor.temporal: the predictor works on one frame"),
+    "  vt:\n": ("  joint:\n", "vtok.joint: 'joint' is also a train.stages key"),
+}
+
+
+@pytest.mark.parametrize("good", list(BAD))
+def test_bad_vtok_specs_fail_with_one_line(tmp_path: Path, good: str) -> None:
+    bad, message = BAD[good]
+    text = VTOK.format(training="frozen").replace(good, bad)
+    root = tmp_path
+    write_media(root, images=2, videos=1)
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        make_experiment(root, extra=text)
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_unknown_vtok_name_on_the_command_line(trained: Path, tmp_path: Path, capsys) -> None:
+    spec_path, _ = experiment(trained, tmp_path, "frozen")
+    assert main(["train-vtok", "--spec", str(spec_path), "--name", "vtt"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no entry 'vtt' in the vtok section (entries: vt)" in err[0] and "did you mean" in err[0]
+
+
+def test_a_one_frame_clip_spec_is_refused(tmp_path: Path) -> None:
+    write_media(tmp_path, images=2, videos=1)
+    path, _ = make_experiment(tmp_path, extra=VTOK.format(training="frozen"))
+    text = path.read_text().replace("clip_frames: 5", "clip_frames: 1")
+    path.write_text(text)
+    with pytest.raises(SpecError, match="vtok 'vt' needs clips of at least 2 frames"):
+        load_spec(path)
