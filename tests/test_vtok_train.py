@@ -5,12 +5,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from omnipipe.cli import main
 from omnipipe.errors import SpecError
+from omnipipe.generate.contract import TokenLayout
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
 from omnipipe.train.paths import StagePaths
@@ -134,3 +136,25 @@ def test_a_one_frame_clip_spec_is_refused(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(SpecError, match="vtok 'vt' needs clips of at least 2 frames"):
         load_spec(path)
+
+
+def test_reconstruct_and_tokenize_with_a_vtok_checkpoint(trained: Path, tmp_path: Path, capsys) -> None:
+    _, spec = experiment(trained, tmp_path, "frozen")
+    checkpoint = str(train_vtok(spec, "vt", get_registry()).model_file)
+    videos = tmp_path / "exp" / "videos"
+    video = sorted(videos.rglob("*.mp4"))[0]
+    assert main(["reconstruct", "--checkpoint", checkpoint, str(video), "--out", str(tmp_path / "r"),
+                 "--resolution", "16x16", "--frames", "5"]) == 0  # fmt: skip
+    assert "(5 frames, 16×16)" in capsys.readouterr().out
+    assert main(["tokenize", "--checkpoint", checkpoint, "--input", str(videos), "--out", str(tmp_path / "t"),
+                 "--resolution", "16x16", "--frames", "5"]) == 0  # fmt: skip
+    index = json.loads((tmp_path / "t" / "index.json").read_text())
+    layout = TokenLayout.from_json(index["layouts"]["video-1x4x4+4x1x1.npy"])
+    rows = np.load(tmp_path / "t" / "video-1x4x4+4x1x1.npy")
+    assert rows.shape == (4, 16 + 4) and layout.length == 20 and index["codebook_size"] == 64
+    layout.check(torch.from_numpy(rows).long())  # key codes < 64, residual codes < 8
+    image = sorted((tmp_path / "exp" / "images").rglob("*.png"))[0]
+    capsys.readouterr()
+    assert main(["reconstruct", "--checkpoint", checkpoint, str(image), "--out", str(tmp_path / "r2"), "--resolution", "16x16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{image}: VTok needs clips of at least 2 frames" in err[0]

@@ -10,7 +10,7 @@ from omnipipe.errors import OmnipipeError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tokenize", help="turn a folder of media into token shards")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors (OmniTokenizer or VTok)")
     parser.add_argument("--input", required=True, type=Path, help="folder of images and videos (searched recursively)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards and index.json")
     add_media_arguments(parser)
@@ -19,11 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnipipe.evaluate.token_shards import tokenize_folder
-    from omnipipe.nn.tokenizer import Tokenizer
+    from omnipipe.vtok import load_tokenizer
 
     if not args.input.is_dir():
         raise OmnipipeError(f"--input {args.input}: folder not found")
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=args.device)
+    model = load_tokenizer(args.checkpoint, device=args.device)
     resolution = resolution_of(args.resolution, model)
     index = tokenize_folder(model, args.input, args.out, resolution, args.frames, args.fps, args.device)
     shards = sorted({entry["shard"] for entry in index["files"]})

@@ -35,7 +35,7 @@ from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.vtok import VTokModelSpec
 from omnipipe.vtok.predictor import LatentPredictor
 from omnipipe.vtok.residual import ResidualEncoder
-from omnipipe.vtok.units import decode_units, encode_units, unit_count
+from omnipipe.vtok.units import check_frames, decode_units, encode_units, unit_count
 
 VTOK_SPEC_KEY = "omnipipe.vtok_spec"
 
@@ -84,6 +84,11 @@ class VTok(nn.Module):
         if not self.finetune_base:
             self.base.eval()
         return self
+
+    @property
+    def patchifier(self) -> nn.Module:
+        """The OmniTokenizer's patchifier (media readers ask it for patch sizes)."""
+        return self.base.patchifier
 
     def units(self, frames: int) -> int:
         """Residual tokens of a clip of ``frames`` frames."""
@@ -136,6 +141,7 @@ class VTok(nn.Module):
 
     def layout(self, frames: int, height: int, width: int, num_classes: int = 0) -> TokenLayout:
         """The token layout of a clip of ``frames`` frames of ``height``×``width`` pixels: N key tokens, U residual ones."""
+        check_frames(frames)
         _, h, w = self.base.patchifier.latent_grid(1, height, width)
         base_size, residual_size = self.base.quantizer.codebook_size, self.residual_quantizer.codebook_size
         if (base_size is None) != (residual_size is None):

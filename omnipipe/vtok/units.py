@@ -18,12 +18,16 @@ from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.spec.vtok import ResidualUnit
 
 
+def check_frames(frames: int, shape: tuple[int, ...] | None = None) -> None:
+    """VTok needs a key frame and at least one later frame."""
+    if frames < 2:
+        got = f"pixels of shape {shape} ({frames} frames)" if shape is not None else f"{frames} frames"
+        raise InputShapeError(f"VTok needs clips of at least 2 frames (a key frame and a later one); got {got}")
+
+
 def check_clip(x: torch.Tensor) -> None:
-    """VTok needs a key frame and at least one later frame: pixels (B, C, T ≥ 2, H, W)."""
-    if x.ndim != 5 or x.shape[2] < 2:
-        frames = x.shape[2] if x.ndim == 5 else "no"
-        raise InputShapeError(f"VTok needs clips of at least 2 frames (a key frame and a later one); got pixels of shape "
-                        f"{tuple(x.shape)} ({frames} frames)")  # fmt: skip
+    """Pixels (B, C, T ≥ 2, H, W), else one clear InputShapeError."""
+    check_frames(x.shape[2] if x.ndim == 5 else 0, tuple(x.shape))
 
 
 def unit_count(unit: ResidualUnit, base: Tokenizer, frames: int) -> int:
