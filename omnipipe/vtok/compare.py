@@ -102,7 +102,7 @@ def compare_vtok(spec: Experiment, name: str, registry: Registry, device: str = 
     stage = StageSpec(data="videos", steps=1, batch_size=entry.compare.batch_size, resolutions=entry.train.resolutions)
     rows: list[dict[str, Any]] = []
     budgets: dict[str, dict[str, Any]] = {}
-    shown: list[list[torch.Tensor]] = []  # per clip: target, plain, vtok, key held
+    shown: tuple[list[list[torch.Tensor]], ...] = ([], [])  # other, moving; per clip: target, plain, vtok, key held
     residual_codes: list[torch.Tensor] = []
     for batch in tqdm(make_loader(spec, stage, split="val"), desc=f"compare {name}", unit="batch"):
         target = batch.pixels.to(torch_device)  # (B, C, T, H, W)
@@ -128,11 +128,12 @@ def compare_vtok(spec: Experiment, name: str, registry: Registry, device: str = 
                 if flag:
                     row[f"{version}_position_error_px"] = error
         rows.extend(new_rows)
-        for i in range(target.shape[0]):
-            if len(shown) < entry.compare.visual_samples:
-                shown.append([target[i], versions["plain"][i], versions["vtok"][i], versions["key_held"][i]])
+        for i, flag in enumerate(is_moving.tolist()):  # half the pictures from moving objects, half from the rest
+            group = shown[bool(flag)]
+            if len(group) < (entry.compare.visual_samples + 1 - bool(flag)) // 2:
+                group.append([target[i], versions["plain"][i], versions["vtok"][i], versions["key_held"][i]])
     results = _results(sets, rows, budgets, unavailable, residual_codes, vtok, name, entry.tokenizer)
-    _write(ComparePaths.of(spec, name), results, rows, shown, spec.data.fps)
+    _write(ComparePaths.of(spec, name), results, rows, shown[1] + shown[0], spec.data.fps)
     return results
 
 
