@@ -6,10 +6,12 @@ import sys
 import traceback
 
 from omnipipe.commands import components, evaluate, prepare, reconstruct, schema, tokenize, train, validate, weights
+from omnipipe.commands import encode_tokens, evaluate_generator, sample, train_generator
 from omnipipe.commands import compare_vtok, train_vtok
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize)
+COMMANDS += (encode_tokens, train_generator, sample, evaluate_generator)
 COMMANDS += (train_vtok, compare_vtok)
 
 

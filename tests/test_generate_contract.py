@@ -82,7 +82,10 @@ class _GoodGenerator(torch.nn.Module):
         super().__init__()
         self.layout = layout
 
-    def losses(self, batch):  # noqa: ANN001, ANN201 - shape of the contract only
+    def forward(self, batch):  # noqa: ANN001, ANN201 - shape of the contract only
+        return self.losses(batch)
+
+    def losses(self, batch):  # noqa: ANN001, ANN201
         return {}
 
     def sample(self, labels, prefix=None, generator=None, **settings):  # noqa: ANN001, ANN201
@@ -104,6 +107,7 @@ def test_registry_accepts_a_contract_generator_and_builds_it_with_the_layout() -
         ({"Sampling": type("Loose", (BaseModel,), {})}, "Sampling must set model_config"),
         ({"Sampling": type("Sized", (_Strict,), {"__annotations__": {"size": int}, "size": 1})}, "'size' is reserved"),
         ({"losses": None}, "needs a method `losses`"),
+        ({"forward": torch.nn.Module.forward}, r"needs `forward\(batch\)` returning `losses\(batch\)`"),
         ({"sample": lambda self, labels: None}, r"sample needs the parameter\(s\) prefix, generator"),
     ],
 )

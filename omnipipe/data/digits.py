@@ -2,7 +2,8 @@
 
 The digits come from the file scikit-learn's wheel ships (``sklearn/datasets/data/digits.csv.gz``,
 what ``load_digits`` reads: 64 pixel values 0–16 then the digit), found through importlib. They
-are drawn white on black. ``digits`` gives each digit as an image; ``moving_digits`` gives it as one
+are drawn white on black, each digit pixel an n×n block (nearest-neighbour upscaling keeps the
+data's own 8×8 structure). ``digits`` gives each digit as an image; ``moving_digits`` gives it as one
 clip in which the digit glides along a straight line and bounces off the walls, on a trajectory
 drawn from ``(seed, digit number)`` alone. The label of both is ``<label_prefix><digit>``.
 """
@@ -26,6 +27,7 @@ from omnipipe.spec.base import PositiveInt
 DIGITS_PACKAGE = ("sklearn", "datasets/data")
 DIGITS_FILE = "digits.csv.gz"
 DIGIT_LEVELS = 16  # pixel values run 0..16
+DIGIT_SIDE = 8  # pixels per side of a digit
 
 
 def digits_file() -> Path:
@@ -40,14 +42,15 @@ def load_digit_table(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_digit(picture: np.ndarray, side: int) -> np.ndarray:
-    """An 8×8 digit in [0, 1] as a uint8 grey square (side, side), bicubic upscaling."""
+    """An 8×8 digit in [0, 1] as a uint8 grey square (side, side): each digit pixel a block (nearest)."""
     grey = Image.fromarray(np.round(picture * 255).astype(np.uint8))
-    return np.asarray(grey.resize((side, side), Image.Resampling.BICUBIC))
+    return np.asarray(grey.resize((side, side), Image.Resampling.NEAREST))
 
 
-def centred_square(fit: HW) -> tuple[int, int, int]:
-    """(top, left, side) of the largest square centred in a ``fit`` canvas: square crops keep all of it."""
-    side = min(fit)
+def centred_square(fit: HW, multiple: int = 1) -> tuple[int, int, int]:
+    """(top, left, side) of the largest square centred in a ``fit`` canvas whose side is a multiple of
+    ``multiple``: square crops keep all of it."""
+    side = max(multiple, min(fit) // multiple * multiple)
     return (fit[0] - side) // 2, (fit[1] - side) // 2, side
 
 
@@ -86,7 +89,7 @@ class _DigitSource(MediaSource):
 
 
 class DigitImages(_DigitSource):
-    """scikit-learn's handwritten digits as images: the digit fills the centred square of the frame."""
+    """scikit-learn's handwritten digits as images: the digit, n×n pixels per digit pixel, centred in the frame."""
 
     kind, key_prefix = "image", "digits"
 
@@ -94,7 +97,8 @@ class DigitImages(_DigitSource):
         pass
 
     def clips(self, item: MediaItem, sampling: ClipSampling, fit: HW) -> list[np.ndarray]:
-        top, left, side = centred_square(fit)
+        # The largest whole-block square: a centre crop of the stored frame (e.g. 32 of 36) shows all of it
+        top, left, side = centred_square(fit, DIGIT_SIDE)
         canvas = np.zeros((1, *fit, 3), dtype=np.uint8)
         canvas[0, top : top + side, left : left + side] = render_digit(self.picture(item), side)[..., None]
         return [canvas]
@@ -106,7 +110,9 @@ class MovingDigits(_DigitSource):
     kind, key_prefix = "video", "moving-digits"
 
     class Params(DigitParams):
-        digit_scale: float = Field(default=0.5, gt=0, le=1, description="digit side / side of the centred square")
+        digit_scale: float = Field(
+            default=0.5, gt=0, le=1, description="digit side / side of the centred square (rounded to whole blocks)"
+        )
         speed: float = Field(default=0.08, ge=0, description="distance per frame / side of the centred square")
         seed: int = Field(default=0, description="trajectories are drawn from (seed, digit number)")
 
@@ -120,7 +126,7 @@ class MovingDigits(_DigitSource):
 
     def clips(self, item: MediaItem, sampling: ClipSampling, fit: HW) -> list[np.ndarray]:
         top, left, side = centred_square(fit)
-        digit_side = max(1, round(self.params.digit_scale * side))
+        digit_side = max(DIGIT_SIDE, round(self.params.digit_scale * side / DIGIT_SIDE) * DIGIT_SIDE)
         digit = render_digit(self.picture(item), digit_side)
         rows, cols = self.trajectory(int(item.key.rsplit("/", 1)[1]), sampling.frames, side - digit_side, side)
         clip = np.zeros((sampling.frames, *fit, 3), dtype=np.uint8)

@@ -68,6 +68,9 @@ class ARGenerator(nn.Module):
         inputs = tokens[:, :-1] + self.offsets[:-1]
         return without_other_segments(self.transformer(inputs, self.positions[:-1], classes, causal=True), self.layout)
 
+    def forward(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
+        return self.losses(batch)
+
     def losses(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
         classes = class_ids(batch.labels, self.layout)
         if self.training:

@@ -15,8 +15,9 @@ one extra *null class*, index ``layout.null_class`` (= ``num_classes``), for cla
 guidance; label ``-1`` (unlabelled) means the null class everywhere.
 
 **Training.** ``losses(batch) -> {name: 0-d tensor}``: the terms the trainer sums and
-back-propagates (each logged under its name). The generator itself does whatever conditioning
-dropout it needs (e.g. the label replaced by the null class with p = 0.1) in training mode.
+back-propagates (each logged under its name); ``forward(batch)`` returns the same, so DDP can wrap
+the module. The generator itself does whatever conditioning dropout it needs (e.g. the label
+replaced by the null class with p = 0.1) in training mode.
 
 **Sampling.** ``sample(labels, prefix=None, generator=None, **settings)`` returns whole sequences,
 codes ``(B, L)`` int64 or latents ``(B, L, C)``: ``labels`` ``(B,)`` class indices (the null
@@ -262,6 +263,8 @@ def generator_class_problem(cls: type) -> str | None:
         return f"{cls.__qualname__}.Sampling: setting name '{reserved[0]}' is reserved; choose a more specific name"
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         return f"{cls.__qualname__} must be a torch.nn.Module (its weights are trained and saved)"
+    if cls.forward is torch.nn.Module.forward:
+        return f"{cls.__qualname__} needs `forward(batch)` returning `losses(batch)` (what DDP calls)"
     for method, needed in (("losses", ("batch",)), ("sample", ("labels", "prefix", "generator"))):
         function = getattr(cls, method, None)
         if not callable(function):

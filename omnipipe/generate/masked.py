@@ -72,6 +72,9 @@ class MaskedGenerator(nn.Module):
         """Logits (B, L, V) of every position given ``inputs`` (B, L): shared-table ids or the mask token."""
         return self.transformer(inputs, self.positions, classes, causal=False)[:, 1:]
 
+    def forward(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
+        return self.losses(batch)
+
     def losses(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
         tokens = batch.tokens + self.offsets  # (B, L)
         b, length = tokens.shape

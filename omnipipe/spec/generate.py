@@ -60,6 +60,8 @@ class GeneratorTrainSpec(StrictModel):
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
     checkpoint_every: PositiveInt = 100
     keep_last: PositiveInt = 2
+    eval_every: PositiveInt | None = Field(default=None, description="val loss (and bits/token) every N steps")
+    eval_batches: PositiveInt = Field(default=4, description="val batches per evaluation")
 
 
 class SampleSpec(StrictModel):
@@ -85,6 +87,14 @@ class SampleSpec(StrictModel):
         return self._sampling
 
 
+class GeneratorEvalSpec(StrictModel):
+    """How one generator's samples are judged (the metrics themselves are shared: ``generate.evaluate``)."""
+
+    real_clips: PositiveInt | None = Field(
+        default=None, description="real val clips in the reference set (the first N; default: all)"
+    )
+
+
 class GeneratorEntrySpec(StrictModel):
     """One generator: which token dataset, which component, how trained and sampled."""
 
@@ -96,6 +106,7 @@ class GeneratorEntrySpec(StrictModel):
     num_classes: PositiveInt | None = Field(default=None, description="if given, must equal the classes of the tokens")
     train: GeneratorTrainSpec
     sample: SampleSpec = Field(default_factory=SampleSpec)
+    evaluate: GeneratorEvalSpec = Field(default_factory=GeneratorEvalSpec)
 
 
 class GenerationEvalSpec(StrictModel):
