@@ -126,3 +126,25 @@ def _bottleneck_problems(spec: Experiment, name: str, entry: VTokSpec) -> Iterat
     elif key_kind == "latents" and key_size != own_size:
         yield Problem((*at[:-1], "latent_channels"),
                       f"{own_size} channels, but the key frame's latents (stage '{entry.tokenizer}') have {key_size}")  # fmt: skip
+
+
+def vtok_bottleneck(spec: Experiment, name: str) -> tuple[str, int | None]:
+    """("codes", key + residual vocabulary) or ("latents", channels) of VTok entry ``name``'s sequences."""
+    from omnipipe.spec.generate import bottleneck_tokens, tokenizer_bottleneck
+
+    entry = spec.vtok[name]
+    kind, size = tokenizer_bottleneck(spec, entry.tokenizer)
+    _, own = bottleneck_tokens(entry.model.residual_quantizer)
+    if kind == "latents" or size is None or own is None:
+        return kind, size
+    return kind, size + own
+
+
+def vtok_token_frames(spec: Experiment, name: str) -> int | None:
+    """Frames a VTok sequence of a ``data.clip_frames`` clip spans: the key frame and one per residual token."""
+    entry = spec.vtok[name]
+    frames = spec.data.clip_frames
+    if entry.model.residual_unit == "frame":
+        return frames
+    tube = getattr(spec.model.patchifier.params, "temporal_patch_size", None)
+    return 1 + (frames - 1) // tube if isinstance(tube, int) else None
