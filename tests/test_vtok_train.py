@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from omnipipe.cli import main
 from omnipipe.errors import SpecError
-from omnipipe.generate.contract import TokenLayout
+from omnipipe.generate.contract import TokenLayout, TokenLayoutError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
 from omnipipe.train.paths import StagePaths
@@ -158,3 +158,60 @@ def test_reconstruct_and_tokenize_with_a_vtok_checkpoint(trained: Path, tmp_path
     assert main(["reconstruct", "--checkpoint", checkpoint, str(image), "--out", str(tmp_path / "r2"), "--resolution", "16x16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{image}: VTok needs clips of at least 2 frames" in err[0]
+
+
+GENERATE = """\
+generate:
+  tokens:
+    clips_vtok: {tokenizer: vt, kind: video}
+  generators:
+    g:
+      tokens: clips_vtok
+      class_conditional: false
+      model: {type: ar, width: 32, depth: 1, num_heads: 2}
+      train: {steps: 2, batch_size: 2, checkpoint_every: 2}
+      sample: {count: 2, prefix_frames: [0, 1]}
+"""
+
+
+def test_vtok_token_dataset_records_the_layout_and_ar_generates_and_predicts_from_the_key_frame(
+    trained: Path, tmp_path: Path
+) -> None:
+    from omnipipe.generate.encode import encode_tokens
+    from omnipipe.generate.paths import GenerationPaths
+    from omnipipe.generate.real_clips import real_pixels
+    from omnipipe.generate.sample import read_run, sample_generator
+    from omnipipe.generate.task import GeneratorTask, generator_loop_settings
+    from omnipipe.train.loop import run_training
+
+    root = tmp_path / "exp"
+    shutil.copytree(trained, root)
+    _, spec = make_experiment(root, val_fraction=0.5, extra=VTOK.format(training="frozen") + GENERATE)
+    registry = get_registry()
+    vtok_file = train_vtok(spec, "vt", registry).model_file
+    data = encode_tokens(spec, "clips_vtok", registry, device="cpu", progress=False)
+    assert [(s.name, s.grid, s.vocab_size, s.time_offset) for s in data.layout.segments] == [
+        ("key", (1, 4, 4), 64, 0), ("residual", (4, 1, 1), 8, 1)]  # N + T: 16 key tokens, 4 residual tokens
+    model = VTok.from_checkpoint(vtok_file)
+    val = data.split("val")
+    pixels, _ = next(real_pixels(spec.data.prepared_dir, data, "val", val.originals(), 64))
+    with torch.no_grad():
+        expected = model.to_sequence(model.tokenize(pixels))
+    assert torch.equal(val.tokens(val.originals()), expected)  # shards round-trip to what VTok gives those clips
+
+    run_training(generator_loop_settings(spec, "g", device="cpu"), lambda ctx: GeneratorTask(spec, "g", registry, ctx))
+    summary = sample_generator(spec, "g", registry, device="cpu")
+    assert summary["runs"]["generate"]["sequence_length"] == 20
+    samples = GenerationPaths.of(spec).samples("g")
+    generated, _, _ = read_run(samples / "generate")
+    data.layout.check(generated)  # key codes < 64, residual codes < 8
+    predicted, _, rows = read_run(samples / "predict-1")
+    assert torch.equal(predicted[:, :16], val.tokens(rows)[:, :16])  # frame prediction keeps the key frame's tokens
+
+    index = data.root / "index.json"
+    text = json.loads(index.read_text())
+    text["layout"]["segments"][1]["vocab_size"] = 16  # shards written with another residual codebook
+    index.write_text(json.dumps(text))
+    with pytest.raises(TokenLayoutError, match=r"do not match the tokenizer .*vt/model\.safetensors \(segment 'residual': "
+                                               r"vocabulary 16 in the shards, 8 from the tokenizer\); encode the tokens again"):
+        sample_generator(spec, "g", registry, device="cpu")
