@@ -1,8 +1,6 @@
 """``omnipipe evaluate``: a stage's tokenizer against the bicubic baseline on the val split."""
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -12,7 +10,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from omnipipe.atomic import atomic_write, write_json
+from omnipipe.atomic import atomic_write, write_csv, write_json
 from omnipipe.data.loader import make_loader
 from omnipipe.evaluate.baseline import bicubic_round_trip
 from omnipipe.evaluate.summary import summary_markdown
@@ -151,12 +149,7 @@ def _compute(metrics: list[Metric]) -> dict[str, float]:
 
 def _write(paths: EvaluationPaths, results: dict[str, Any], rows: list[dict[str, Any]], visuals: Visuals, spec: Experiment) -> None:
     write_json(paths.metrics, results)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(paths.per_sample, lambda file: file.write(text.getvalue().encode("utf-8")))
+    write_csv(paths.per_sample, rows)
     for name, pictures in visuals.images.items():
         write_grid(paths.grids / f"{name}.png", pictures)
     for number, clip in enumerate(visuals.clips):

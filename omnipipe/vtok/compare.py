@@ -13,9 +13,7 @@ Writes ``<outputs>/<name>/<vtok>/compare/``: ``metrics.json``, ``per_clip.csv``,
 """
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from omnipipe.atomic import atomic_write, write_json
+from omnipipe.atomic import atomic_write, write_csv, write_json
 from omnipipe.data.loader import make_loader
 from omnipipe.data.shards import PreparedIndex
 from omnipipe.evaluate.visuals import side_by_side, write_clip, write_grid
@@ -170,12 +168,7 @@ def _write(
     paths: ComparePaths, results: dict[str, Any], rows: list[dict[str, Any]], shown: list[list[torch.Tensor]], fps: float
 ) -> None:
     write_json(paths.metrics, results)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(paths.root / "per_clip.csv", lambda file: file.write(text.getvalue().encode("utf-8")))
+    write_csv(paths.root / "per_clip.csv", rows)
     if shown:
         strips = [frame_row(version) for clip in shown for version in clip]
         write_grid(paths.root / "frames.png", strips, scale=3)
