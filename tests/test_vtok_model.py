@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from omnipipe.generate.contract import TokenLayout
+from omnipipe.generate.contract import TokenLayout, TokenLayoutError
 from omnipipe.nn.errors import InputShapeError
 from omnipipe.nn.temporal_attention import CausalAttention
 from omnipipe.nn.tokenizer import Tokenizer
@@ -161,3 +161,22 @@ def test_a_tokenizer_that_is_not_temporal_causal_is_refused() -> None:
     with pytest.raises(NotCausalError, match="stage 'joint' is not temporal-causal"):
         check_temporal_causal(base, "joint", 5, (16, 16))
     assert check_temporal_causal(make_vtok().base, "joint", 5, (16, 16)) == 0.0
+
+
+def test_continuous_vtok_on_a_kl_tokenizer_gives_one_latent_sequence() -> None:
+    torch.manual_seed(0)
+    registry = get_registry()
+    base = Tokenizer.from_spec(ModelSpec.model_validate(dict(BASE, quantizer={"type": "kl", "latent_channels": 4})), registry)
+    model = VTok(vtok_spec(type="kl", latent_channels=4), base, registry).eval()
+    x = clips()
+    with torch.no_grad():
+        tokens = model.tokenize(x)
+        layout = model.layout(5, 16, 16)
+        sequence = model.to_sequence(tokens)
+        assert tokens.key.shape == (2, 1, 4, 4, 4) and tokens.residual.shape == (2, 4, 4)
+        assert layout.kind == "latents" and layout.channels == 4 and sequence.shape == (2, 20, 4)
+        torch.testing.assert_close(model.detokenize(model.from_sequence(sequence, layout)), model(x).reconstruction,
+                                   atol=1e-4, rtol=0)  # fmt: skip
+    other = VTok(vtok_spec(type="kl", latent_channels=8), base, registry)
+    with pytest.raises(TokenLayoutError, match="key latents have 4 channels but residual latents 8"):
+        other.layout(5, 16, 16)
