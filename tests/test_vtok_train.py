@@ -84,7 +84,10 @@ def test_compare_measures_vtok_plain_and_key_held_on_later_frames(trained: Path,
     for version in ("vtok", "plain", "key_held"):
         assert {"psnr", "ssim", "position_error_px"} <= results[version].keys()
     root = StagePaths.of(spec, "vt").out_dir / "compare"
-    assert (root / "frames.png").is_file() and (root / "summary.md").read_text().count("| psnr |") == 1
+    assert results["by_group"].keys() == {"moving"}  # every class matches motion_classes ["*"] here
+    for version in ("vtok", "plain", "key_held"):  # per-clip means of the one group = the metric over all clips
+        assert results["by_group"]["moving"][version]["psnr"] == pytest.approx(results[version]["psnr"], rel=1e-6)
+    assert (root / "frames.png").is_file() and (root / "summary.md").read_text().count("| psnr |") == 2
     rows = (root / "per_clip.csv").read_text().splitlines()
     assert len(rows) == 1 + results["clips"]
 

@@ -140,23 +140,34 @@ def _results(
     residual_codes: list[torch.Tensor], vtok: VTok, name: str, tokenizer: str,
 ) -> dict[str, Any]:  # fmt: skip
     moving = [row for row in rows if "vtok_position_error_px" in row]
+    groups = {"moving": moving, "other": [row for row in rows if "vtok_position_error_px" not in row]}
     results: dict[str, Any] = {
         "name": name, "tokenizer": tokenizer, "residual_unit": vtok.spec.residual_unit,
         "clips": len(rows), "moving_clips": len(moving), "tokens": budgets, "unavailable": unavailable,
+        "by_group": {group: {version: {} for version in VERSIONS} for group, members in groups.items() if members},
     }  # fmt: skip
     for version in VERSIONS:
         values: dict[str, float] = {}
         for metric in sets[version]:
             values.update(metric.compute())
+            key = metric.per_sample_key
+            for group, members in groups.items():
+                if members and key is not None:
+                    results["by_group"][group][version][key] = column_mean(members, f"{version}_{key}")
         if moving:
-            errors = np.array([row[f"{version}_position_error_px"] for row in moving], dtype=np.float64)
-            values["position_error_px"] = float(np.nanmean(errors)) if np.isfinite(errors).any() else float("nan")
+            values["position_error_px"] = column_mean(moving, f"{version}_position_error_px")
         results[version] = values
     if residual_codes:
         codes = torch.cat(residual_codes)
         results["residual_codes_used"] = int(codes.unique().numel())
         results["residual_codebook_size"] = vtok.residual_quantizer.codebook_size
     return results
+
+
+def column_mean(rows: list[dict[str, Any]], key: str) -> float:
+    """The mean of ``key`` over ``rows``, NaN values left out (NaN when none is left)."""
+    values = np.array([row[key] for row in rows], dtype=np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 
 def frame_row(clip: torch.Tensor) -> np.ndarray:
@@ -191,6 +202,11 @@ def summary_markdown(results: dict[str, Any]) -> str:
     for key in keys:
         cells = [f"{results[v][key]:.4g}" if key in results[v] else "—" for v in VERSIONS]
         lines.append(f"| {key} | {' | '.join(cells)} |")
+    for group, versions in results["by_group"].items():
+        label = "moving objects (position error measured)" if group == "moving" else "other clips"
+        lines += ["", f"Per-clip means, {label}:", "", "| measure | VTok | plain | key frame held |", "| --- | --- | --- | --- |"]
+        for key in versions["vtok"]:
+            lines.append(f"| {key} | {' | '.join(f'{versions[v][key]:.4g}' for v in VERSIONS)} |")
     if results.get("residual_codebook_size"):
         lines += ["", f"Residual codes used on val: {results['residual_codes_used']} of {results['residual_codebook_size']}."]
     if results["unavailable"]:
