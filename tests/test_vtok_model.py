@@ -19,6 +19,7 @@ from omnipipe.spec.vtok import VTokModelSpec
 from omnipipe.vtok import VTok, load_tokenizer
 from omnipipe.vtok.causal import NotCausalError, check_temporal_causal
 from omnipipe.vtok.residual import ResidualEncoder
+from omnipipe.vtok.units import decode_units
 
 BASE = {
     "patchifier": {"type": "omni", "patch_size": 4, "temporal_patch_size": 4},
@@ -180,3 +181,11 @@ def test_continuous_vtok_on_a_kl_tokenizer_gives_one_latent_sequence() -> None:
     other = VTok(vtok_spec(type="kl", latent_channels=8), base, registry)
     with pytest.raises(TokenLayoutError, match="key latents have 4 channels but residual latents 8"):
         other.layout(5, 16, 16)
+
+
+def test_frame_units_decode_each_frame_as_the_plain_tokenizer_reconstructs_it_as_an_image() -> None:
+    model, x = make_vtok(), clips()
+    with torch.no_grad():
+        ceiling = decode_units("frame", model.base, model(x).key.z_q)  # every frame's own latents
+        images = torch.cat([model.base(x[:, :, t : t + 1]).reconstruction for t in range(5)], dim=2)
+    torch.testing.assert_close(ceiling, images, atol=1e-5, rtol=0)

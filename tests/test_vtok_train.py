@@ -81,11 +81,11 @@ def test_compare_measures_vtok_plain_and_key_held_on_later_frames(trained: Path,
                                            "vtok_residual_tokens": 4, "plain_tokens": 32, "vtok_bits": 16 * 6 + 4 * 3,
                                            "plain_bits": 32 * 6}  # fmt: skip
     assert results["clips"] == results["moving_clips"] > 0
-    for version in ("vtok", "plain", "key_held"):
+    for version in ("vtok", "plain", "key_held", "unit_latents"):
         assert {"psnr", "ssim", "position_error_px"} <= results[version].keys()
     root = StagePaths.of(spec, "vt").out_dir / "compare"
     assert results["by_group"].keys() == {"moving"}  # every class matches motion_classes ["*"] here
-    for version in ("vtok", "plain", "key_held"):  # per-clip means of the one group = the metric over all clips
+    for version in ("vtok", "plain", "key_held", "unit_latents"):  # per-clip means of the one group = the metric
         assert results["by_group"]["moving"][version]["psnr"] == pytest.approx(results[version]["psnr"], rel=1e-6)
     assert (root / "frames.png").is_file() and (root / "summary.md").read_text().count("| psnr |") == 2
     rows = (root / "per_clip.csv").read_text().splitlines()

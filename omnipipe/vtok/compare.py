@@ -1,12 +1,14 @@
 """``omnipipe compare-vtok``: a VTok tokenizer next to its plain OmniTokenizer on the val clips.
 
-Three reconstructions of every val clip, judged on the *later* frames (frame 0 is the key frame's
-reconstruction in all three):
+Four reconstructions of every val clip, judged on the *later* frames (frame 0 is the key frame's
+reconstruction in every one):
 
 - ``vtok``: from the key frame's N tokens and the U residual tokens (N + U tokens);
 - ``plain``: the plain OmniTokenizer from all its tokens (N·T');
 - ``key_held``: the key frame's reconstruction held for every frame (N tokens) — what residual tokens
-  that carried no change would give, the floor VTok has to beat to show that its residuals carry motion.
+  that carried no change would give, the floor VTok has to beat to show that its residuals carry motion;
+- ``unit_latents``: VTok's decoding path fed every later unit's own OmniTokenizer latents instead of the
+  predicted ones (N tokens per unit) — the ceiling a perfect predictor would reach.
 
 Writes ``<outputs>/<name>/<vtok>/compare/``: ``metrics.json``, ``per_clip.csv``, ``summary.md``,
 ``frames.png`` (per clip four rows of frames: target, plain, vtok, key held) and side-by-side mp4s under ``videos/``.
@@ -35,8 +37,10 @@ from omnipipe.spec.train import StageSpec
 from omnipipe.train.paths import StagePaths
 from omnipipe.vtok.model import VTok
 from omnipipe.vtok.motion import position_error
+from omnipipe.vtok.units import decode_units
 
-VERSIONS = ("vtok", "plain", "key_held")
+VERSIONS = ("vtok", "plain", "key_held", "unit_latents")
+HEADERS = "VTok | plain | key frame held | own latents (ceiling)"
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def build_metric_sets(spec: Experiment, name: str, registry: Registry, device: t
             unavailable[entry.type] = str(error)
             continue
         for version, metric in built.items():
-            if version != "key_held" or metric.per_sample_key is not None:  # set-level metrics (FVD) cost I3D passes
+            if version in ("vtok", "plain") or metric.per_sample_key is not None:  # set-level ones (FVD) cost I3D passes
                 sets[version].append(metric)
     return sets, unavailable
 
@@ -111,6 +115,7 @@ def compare_vtok(spec: Experiment, name: str, registry: Registry, device: str = 
             residual_codes.append(out.residual.codes.flatten()[1:].cpu())  # row 0 is the no-change residual
         versions = {"vtok": out.reconstruction, "plain": plain(target).reconstruction}
         versions["key_held"] = versions["vtok"][:, :, :1].expand_as(target)
+        versions["unit_latents"] = decode_units(vtok.spec.residual_unit, vtok.base, out.key.z_q)
         new_rows = [{"clip": len(rows) + i, "label": int(batch.labels[i]), "height": resolution[0], "width": resolution[1]}
                     for i in range(target.shape[0])]  # fmt: skip
         is_moving = torch.tensor([int(label) in moving for label in batch.labels])
@@ -197,14 +202,14 @@ def summary_markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {resolution} | {budget['frames']} | {budget['vtok_key_tokens']} + {budget['vtok_residual_tokens']} = "
                      f"{budget['vtok_tokens']} | {budget['plain_tokens']} |")  # fmt: skip
     keys = list(dict.fromkeys(key for version in VERSIONS for key in results[version]))
-    lines += ["", "Later frames only (frame 0 is the key frame in all three):", "",
-              "| measure | VTok | plain | key frame held |", "| --- | --- | --- | --- |"]  # fmt: skip
+    lines += ["", "Later frames only (frame 0 is the key frame in every version):", "",
+              f"| measure | {HEADERS} |", "| --- |" + " --- |" * len(VERSIONS)]  # fmt: skip
     for key in keys:
         cells = [f"{results[v][key]:.4g}" if key in results[v] else "—" for v in VERSIONS]
         lines.append(f"| {key} | {' | '.join(cells)} |")
     for group, versions in results["by_group"].items():
         label = "moving objects (position error measured)" if group == "moving" else "other clips"
-        lines += ["", f"Per-clip means, {label}:", "", "| measure | VTok | plain | key frame held |", "| --- | --- | --- | --- |"]
+        lines += ["", f"Per-clip means, {label}:", "", f"| measure | {HEADERS} |", "| --- |" + " --- |" * len(VERSIONS)]
         for key in versions["vtok"]:
             lines.append(f"| {key} | {' | '.join(f'{versions[v][key]:.4g}' for v in VERSIONS)} |")
     if results.get("residual_codebook_size"):
