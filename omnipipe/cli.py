@@ -12,6 +12,7 @@ from omnipipe.commands import (
     weights,
 )  # fmt: skip
 from omnipipe.commands import encode_tokens, evaluate_generator, sample, train_generator
+from omnipipe.commands import compare_vtok, train_vtok
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (
@@ -19,6 +20,7 @@ COMMANDS = (
     plots_template,
 )  # fmt: skip
 COMMANDS += (encode_tokens, train_generator, sample, evaluate_generator)
+COMMANDS += (train_vtok, compare_vtok)
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -37,9 +37,9 @@ def test_the_tiny_spec_validates_and_resolves_sampling_settings() -> None:
     ("change", "message"),
     [
         (lambda g: g["tokens"]["digits"].update(tokenizer="jiont"),
-         r"generate\.tokens\.digits\.tokenizer: 'jiont' is not a training stage \(image_pretrain, joint, kl_finetune\)$"),
+         r"generate\.tokens\.digits\.tokenizer: 'jiont' is not a training stage or vtok entry \(image_pretrain, joint, kl_finetune, vtok\)$"),
         (lambda g: g["generators"]["ar"].update(tokens="digit"),
-         r"generate\.generators\.ar\.tokens: 'digit' is not a generate\.tokens entry \(entries: digits, moving_digits, digit_latents\)$"),
+         r"generate\.generators\.ar\.tokens: 'digit' is not a generate\.tokens entry \(entries: digits, moving_digits, digit_latents, moving_digits_vtok\)$"),
         (lambda g: g["generators"]["ar"].update(vocab_size=512),
          r"generate\.generators\.ar\.vocab_size: 512 does not match the codebook size 256 of tokenizer stage 'joint'$"),
         (lambda g: g["generators"]["ar"].update(grid=[1, 16, 16]),

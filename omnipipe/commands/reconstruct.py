@@ -17,7 +17,7 @@ REPORT_FILE = "reconstruct_report.json"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("reconstruct", help="reconstruct images/videos with a trained tokenizer")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors (OmniTokenizer or VTok)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_media_arguments(parser)
     parser.set_defaults(handler=run)
@@ -28,10 +28,11 @@ def run(args: argparse.Namespace) -> int:
     from omnipipe.evaluate.media_input import SkippedMedia, read_media
     from omnipipe.evaluate.visuals import side_by_side, write_clip, write_png
     from omnipipe.metrics.psnr import psnr
-    from omnipipe.nn.tokenizer import Tokenizer
+    from omnipipe.nn.errors import InputShapeError
+    from omnipipe.vtok import load_tokenizer
 
     device = checked_device(args.device)
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=device)
+    model = load_tokenizer(args.checkpoint, device=device)
     resolution, frames, fps = resolution_of(args.resolution, model), frames_of(args.frames, model), fps_of(args.fps)
     done, skipped, used = [], [], set()
     for path in args.inputs:
@@ -41,8 +42,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"omnipipe: skipped {error}", file=sys.stderr)
             skipped.append({"path": str(path), "reason": error.reason})
             continue
-        with torch.inference_mode():
-            recon = model(pixels).reconstruction
+        try:
+            with torch.inference_mode():
+                recon = model(pixels).reconstruction
+        except InputShapeError as error:
+            raise InputShapeError(f"{path}: {error}") from None
         sides = side_by_side(pixels[0], recon[0])
         target = _unused(args.out / f"{path.stem}{'.png' if pixels.shape[2] == 1 else '.mp4'}", used)
         if pixels.shape[2] == 1:

@@ -5,9 +5,7 @@ is a distinct val image or clip, which is what the counts and the bootstrap inte
 """
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from omnipipe.atomic import atomic_write, write_json
+from omnipipe.atomic import atomic_write, write_csv, write_json
 from omnipipe.data.loader import make_loader
 from omnipipe.data.shards import PreparedIndex
 from omnipipe.evaluate.baseline import bicubic_round_trip
@@ -220,12 +218,7 @@ def _write(paths: EvaluationPaths, results: dict[str, Any], rows: list[dict[str,
            versions: list[str]) -> None:  # fmt: skip
     write_json(paths.report, results)
     write_json(paths.metrics, {key: results[key] for key in ("samples", *versions)})  # numbers only: `dvc metrics show`
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(paths.per_sample, lambda file: file.write(text.getvalue().encode("utf-8")))
+    write_csv(paths.per_sample, rows)
     for group, pictures in visuals.images.items():
         write_grid(paths.grids / f"{group}.png", pictures)
     for group, clips in visuals.clips.items():

@@ -28,17 +28,20 @@ from tqdm import tqdm
 from omnipipe.atomic import atomic_write, write_json, write_npy
 from omnipipe.data.folders import scan_folder
 from omnipipe.evaluate.media_input import SkippedMedia, read_media
+from omnipipe.generate.contract import TokenLayout
+from omnipipe.nn.errors import InputShapeError
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.storage import storage_errors
+from omnipipe.vtok.model import VTok
 
 INDEX_FILE = "index.json"
 PARTS_DIR = "parts"
 PART_NAME = re.compile(r"part-\d{5,}\.npz")
-SHARD_NAME = re.compile(r"(image|video)-\d+(x\d+)+\.npy")
+SHARD_NAME = re.compile(r"(image|video)-\d+(x\d+)+(\+\d+(x\d+)+)*\.npy")
 
 
 def tokenize_folder(
-    model: Tokenizer,
+    model: Tokenizer | VTok,
     folder: Path,
     out: Path,
     resolution: tuple[int, int],
@@ -49,9 +52,12 @@ def tokenize_folder(
     flush_every: int = 256,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write ``out/<kind>-<grid>.npy`` shards (one row per file) and ``out/index.json``; return the index.
+    """Write ``out/<kind>-<layout>.npy`` shards (one row per file) and ``out/index.json``; return the index.
 
     A file that cannot be read is skipped: ``on_skip(path, reason)`` is called and the index lists it.
+    A one-segment layout (a plain tokenizer) is stored as its grid ``(T', H', W')``, e.g. ``video-2x8x8``; a
+    layout of several segments (VTok: key frame + residual tokens) as flat sequences, e.g.
+    ``video-1x8x8+4x1x1``. ``index.json`` records each shard's layout (``TokenLayout.to_json``).
     """
     fingerprint = _fingerprint(model, resolution, frames, fps)
     parts = _finished_parts(out, fingerprint, folder)
@@ -69,10 +75,16 @@ def tokenize_folder(
             on_skip(item.key, skipped.reason)
             pending["skipped"].append({"path": item.key, "reason": skipped.reason, "state": _state(item.path)})
         else:
-            with torch.inference_mode():
-                tokens = model.tokenize(pixels)[0].cpu()
-            array = tokens.numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
-            shard = f"{'image' if pixels.shape[2] == 1 else 'video'}-{'x'.join(map(str, array.shape))}"
+            layout = model.layout(pixels.shape[2], *resolution)
+            try:
+                with torch.inference_mode():
+                    tokens = model.to_sequence(model.tokenize(pixels)).cpu()
+            except InputShapeError as error:
+                raise InputShapeError(f"{item.path}: {error}") from None
+            if len(layout.segments) == 1:
+                tokens = layout.to_grid(tokens)
+            array = tokens[0].numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
+            shard = shard_name(pixels.shape[2], layout)
             pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": pixels.shape[2],
                                      "state": _state(item.path)})  # fmt: skip
             arrays[shard].append(array)
@@ -82,6 +94,12 @@ def tokenize_folder(
     if pending["files"] or pending["skipped"]:
         parts.append(_write_part(out, next(numbers), fingerprint, pending, arrays))
     return _consolidate(model, out, resolution, parts)
+
+
+def shard_name(frames: int, layout: TokenLayout) -> str:
+    """``image-1x8x8``, ``video-2x8x8`` or, for several segments, ``video-1x8x8+4x1x1``."""
+    grids = "+".join("x".join(map(str, segment.grid)) for segment in layout.segments)
+    return f"{'image' if frames == 1 else 'video'}-{grids}"
 
 
 def _fingerprint(model: Tokenizer, resolution: tuple[int, int], frames: int, fps: float) -> str:
@@ -141,7 +159,7 @@ def _write_part(
 
 
 def _consolidate(
-    model: Tokenizer, out: Path, resolution: tuple[int, int], parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
+    model: Tokenizer | VTok, out: Path, resolution: tuple[int, int], parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
 ) -> dict[str, Any]:
     """Shards in file order from the parts, the index, then remove the parts and shards of an older index."""
     rows: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # shard → path → its row
@@ -157,18 +175,22 @@ def _consolidate(
     entries.sort(key=lambda entry: entry["path"])
     counters: dict[str, int] = defaultdict(int)
     files = []
+    layouts: dict[str, dict[str, Any]] = {}
     for entry in entries:
         shard = entry["shard"].removesuffix(".npy")
+        layouts[entry["shard"]] = model.layout(entry["frames"], *resolution).to_json()
         files.append({"path": entry["path"], "shard": entry["shard"], "row": counters[shard], "frames": entry["frames"]})
         counters[shard] += 1
     for shard, by_path in rows.items():
         write_npy(out / f"{shard}.npy", np.stack([by_path[path] for path in sorted(by_path)]))
+    first = next(iter(layouts.values()), None)
     stale = _indexed_shards(out) - {f"{shard}.npy" for shard in rows}
     index = {
-        "codebook_size": model.quantizer.codebook_size,
-        "kind": "codes" if model.quantizer.codebook_size is not None else "latents",
+        "codebook_size": first["segments"][0]["vocab_size"] if first else None,
+        "kind": first["kind"] if first else None,
         "resolution": list(resolution),
         "model": model.spec.model_dump(mode="json"),
+        "layouts": layouts,
         "files": files,
         "skipped": sorted(skipped, key=lambda entry: entry["path"]),
     }

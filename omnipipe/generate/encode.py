@@ -30,6 +30,7 @@ from omnipipe.generate.contract import TokenLayout
 from omnipipe.generate.paths import GenerationPaths
 from omnipipe.generate.token_dataset import CHUNKS_DIR, FORMAT, INDEX_FILE, TokenDataset, chunk_path, manifest_path
 from omnipipe.nn.tokenizer import Tokenizer
+from omnipipe.vtok.model import VTok, load_tokenizer
 from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.train.distributed import init_distributed
@@ -61,7 +62,7 @@ def encode_tokens(
     ctx = init_distributed(device)
     out = GenerationPaths.of(spec).tokens(dataset_name)
     tokenizer_file = StagePaths.of(spec, settings.tokenizer).model_file
-    model = Tokenizer.from_checkpoint(tokenizer_file, registry, ctx.device)
+    model = load_tokenizer(tokenizer_file, registry, ctx.device)
     prepared = PreparedIndex.load(spec.data.prepared_dir)
     resolution = tuple(settings.resolution or spec.data.resolutions[0])
     classes, mapping = select_classes(prepared.classes, settings.classes, where)
@@ -105,19 +106,19 @@ def encode_tokens(
 
 
 def _encode_chunk(
-    model: Tokenizer, out: Path, split: str, number: int, pool: Any, chosen: np.ndarray, labels: np.ndarray,
+    model: Tokenizer | VTok, out: Path, split: str, number: int, pool: Any, chosen: np.ndarray, labels: np.ndarray,
     flip: bool, resolution: tuple[int, int], batch_size: int, fingerprint: str, device: torch.device, bar: tqdm,
 ) -> None:  # fmt: skip
     rows: list[np.ndarray] = []
-    grid: tuple[int, ...] = ()
+    layout: dict[str, Any] = {}
     for start in range(0, len(chosen), batch_size):
         indices = chosen[start : start + batch_size]
         pixels = to_pixels(crop_clips(pool.read(indices), resolution, None)).to(device)  # (b, C, T, H, W)
         versions = [pixels, pixels.flip(-1)] if flip else [pixels]
+        layout = model.layout(pixels.shape[2], *resolution).to_json()
         with torch.inference_mode():
-            encoded = [model.tokenize(version) for version in versions]  # (b, T', H', W') or (b, T', H', W', C)
-        grid = tuple(encoded[0].shape[1:])
-        rows += [e.flatten(1, 3).cpu().numpy() for e in encoded]
+            encoded = [model.to_sequence(model.tokenize(version)) for version in versions]  # (b, L) or (b, L, C)
+        rows += [e.cpu().numpy() for e in encoded]
         bar.update(len(indices))
     tokens = np.concatenate(rows[0::2] + rows[1::2] if flip else rows)  # originals first, then flipped copies
     copies = 2 if flip else 1
@@ -129,8 +130,7 @@ def _encode_chunk(
     }
     for name, array in arrays.items():
         write_npy(out / chunk_path(split, number, name), array)
-    manifest = {"fingerprint": fingerprint, "count": len(tokens), "grid": list(grid),
-                "codebook_size": model.quantizer.codebook_size,
+    manifest = {"fingerprint": fingerprint, "count": len(tokens), "layout": layout,
                 **{name: chunk_path(split, number, name) for name in arrays}}  # fmt: skip
     write_json(out / manifest_path(split, number), manifest)
 
@@ -148,11 +148,7 @@ def _finished(out: Path, split: str, number: int, fingerprint: str) -> dict[str,
 
 def _write_index(out: Path, spec: Experiment, settings: Any, classes: list[str], manifests: list[dict[str, Any]],
                  work: list[tuple[Any, ...]], fingerprint: str) -> None:  # fmt: skip
-    first = manifests[0]
-    grid = tuple(first["grid"])
-    kind = "codes" if first["codebook_size"] is not None else "latents"
-    size = first["codebook_size"] if kind == "codes" else grid[3]
-    layout = TokenLayout.grid_of(kind, grid[:3], size, num_classes=len(classes))
+    layout = TokenLayout.from_json(manifests[0]["layout"]).with_classes(len(classes))
     splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     for (split, *_), manifest in zip(work, manifests):
         splits[split].append({k: manifest[k] for k in ("count", "tokens", "labels", "clips", "flipped")})

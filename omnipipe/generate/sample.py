@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ from omnipipe.generate.contract import TokenLayout
 from omnipipe.generate.paths import GenerationPaths
 from omnipipe.generate.real_clips import real_pixels
 from omnipipe.generate.token_dataset import TokenDataset
+from omnipipe.generate.layout_check import check_layout
 from omnipipe.nn.tokenizer import Tokenizer
+from omnipipe.vtok.model import VTok, load_tokenizer
 from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.train.distributed import pick_device
@@ -81,19 +84,24 @@ def plan_runs(spec: Experiment, name: str, data: TokenDataset, layout: TokenLayo
     return runs
 
 
-def decode_tokens(tokenizer: Tokenizer, layout: TokenLayout, tokens: torch.Tensor) -> torch.Tensor:
-    """Sequences (B, L[, C]) of a one-segment layout → pixels (B, C, T, H, W) through the tokenizer."""
+def decode_tokens(tokenizer: Tokenizer | VTok, layout: TokenLayout, tokens: torch.Tensor) -> torch.Tensor:
+    """Sequences (B, L[, C]) of ``layout`` → pixels (B, C, T, H, W) through the tokenizer that wrote them."""
     with torch.inference_mode():
-        return tokenizer.detokenize(layout.to_grid(tokens))
+        return tokenizer.detokenize(tokenizer.from_sequence(tokens, layout))
 
 
-def load_parts(spec: Experiment, name: str, registry: Registry, device: torch.device) -> tuple[Any, TokenDataset, Tokenizer]:
-    """The trained generator, its token dataset and the tokenizer that wrote the tokens."""
+def load_parts(
+    spec: Experiment, name: str, registry: Registry, device: torch.device
+) -> tuple[Any, TokenDataset, Tokenizer | VTok]:
+    """The trained generator, its token dataset and the tokenizer that wrote the tokens (its layout checked)."""
     paths = GenerationPaths.of(spec)
     entry = spec.generate.generators[name]
     data = TokenDataset.load(paths.tokens(entry.tokens))
     model = load_generator(paths.model_file(name), registry, device)
-    tokenizer = Tokenizer.from_checkpoint(StagePaths.of(spec, data.info["tokenizer"]).model_file, registry, device)
+    tokenizer_file = StagePaths.of(spec, data.info["tokenizer"]).model_file
+    tokenizer = load_tokenizer(tokenizer_file, registry, device)
+    frames = spec.data.clip_frames if data.info["kind"] == "video" else 1
+    check_layout(data.layout, tokenizer.layout(frames, *data.info["resolution"]), data.root / "index.json", tokenizer_file)
     return model, data, tokenizer
 
 
@@ -110,6 +118,7 @@ def sample_generator(spec: Experiment, name: str, registry: Registry, device: st
         generator = torch.Generator(torch_device).manual_seed(entry.sample.seed)
         val = data.split("val")
         tokens = []
+        started = time.perf_counter()
         for start in range(0, len(run.labels), entry.sample.batch_size):
             labels = run.labels[start : start + entry.sample.batch_size].to(torch_device)
             prefix = None
@@ -118,6 +127,7 @@ def sample_generator(spec: Experiment, name: str, registry: Registry, device: st
                 prefix = val.tokens(rows)[:, : model.layout.prefix_length(run.prefix_frames)].to(torch_device)
             tokens.append(model.sample(labels, prefix=prefix, generator=generator, **settings).cpu())
         sampled = torch.cat(tokens)
+        seconds = time.perf_counter() - started
         model.layout.check(sampled, f"generator '{name}' samples")
         folder = out / run.name
         write_npy(folder / "tokens.npy", sampled.numpy().astype(np.int32 if model.layout.kind == "codes" else np.float32))
@@ -125,14 +135,15 @@ def sample_generator(spec: Experiment, name: str, registry: Registry, device: st
         write_npy(folder / "rows.npy", run.rows.astype(np.int64))
         _pictures(spec, name, run, sampled, model.layout, tokenizer, data, torch_device)
         summary["runs"][run.name] = {"samples": len(sampled), "prefix_frames": run.prefix_frames, "variant": run.variant,
-                                     "settings": settings}  # fmt: skip
+                                     "settings": settings, "sequence_length": model.layout.length,
+                                     "seconds_per_sample": seconds / len(sampled)}  # fmt: skip
     write_json(out / "summary.json", summary)
     return summary
 
 
 def _pictures(
     spec: Experiment, name: str, run: SampleRun, tokens: torch.Tensor, layout: TokenLayout,
-    tokenizer: Tokenizer, data: TokenDataset, device: torch.device,
+    tokenizer: Tokenizer | VTok, data: TokenDataset, device: torch.device,
 ) -> None:  # fmt: skip
     """The PNG grid, and for clips the GIF and one mp4 per class, of the first samples of each class."""
     paths = GenerationPaths.of(spec)

@@ -69,12 +69,10 @@ def generator_loop_settings(
     spec: Experiment, name: str, *, precision: Precision = "auto", device: str | None = None
 ) -> LoopSettings:
     train, paths = spec.generate.generators[name].train, GenerationPaths.of(spec)
-    return LoopSettings(
-        name=name, steps=train.steps, checkpoints=paths.checkpoints(name), live_dir=paths.live_dir(name),
-        record_dir=paths.generator(name), seed=spec.seed, grad_accum=train.grad_accum, grad_clip=train.grad_clip, ema_decay=train.ema_decay,
-        checkpoint_every=train.checkpoint_every, keep_last=train.keep_last, eval_every=train.eval_every,
-        precision=precision, device=device,
-    )  # fmt: skip
+    return LoopSettings.of(
+        train, name, checkpoints=paths.checkpoints(name), live_dir=paths.live_dir(name), record_dir=paths.generator(name),
+        seed=spec.seed, precision=precision, device=device,
+    )
 
 
 class GeneratorTask(TrainingTask):

@@ -10,6 +10,7 @@ from omnipipe.spec.generate import GenerateSpec
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.problems import SpecValueError
 from omnipipe.spec.train import TrainSpec
+from omnipipe.spec.vtok import VTokSpec
 
 
 class OutputsSpec(StrictModel):
@@ -29,6 +30,7 @@ class Experiment(StrictModel):
     train: TrainSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
     generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    vtok: dict[str, VTokSpec] = Field(default_factory=dict, description="VTok tokenizers on trained stages (docs/vtok.md)")
 
     @model_validator(mode="after")
     def _stage_resolutions_are_prepared(self) -> Experiment:

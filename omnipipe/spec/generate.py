@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, Field, PrivateAttr, StringConstraints, ValidationError
 
 from omnipipe.spec.base import PositiveInt, Resolution, StrictModel
-from omnipipe.spec.component import GeneratorSpec, MetricSpec
+from omnipipe.spec.component import GeneratorSpec, MetricSpec, QuantizerSpec
 from omnipipe.spec.problems import Problem, problems_from
 from omnipipe.spec.train import LoopSpec, OptimizerSpec
 
@@ -36,7 +36,7 @@ VariantName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]*$"
 class TokenDatasetSpec(StrictModel):
     """A token dataset: a trained tokenizer's tokens of the prepared clips of one kind, resolution and some classes."""
 
-    tokenizer: str = Field(description="the training stage (train.stages key) whose model encodes")
+    tokenizer: str = Field(description="the training stage (train.stages key) or vtok entry whose model encodes")
     kind: Literal["image", "video"] = "image"
     resolution: Resolution | None = Field(default=None, description="one of data.resolutions (default: the first)")
     classes: list[str] | None = Field(
@@ -137,17 +137,29 @@ class GenerateSpec(StrictModel):
 def tokenizer_bottleneck(spec: Experiment, stage: str) -> tuple[str, int | None]:
     """("codes", codebook size) or ("latents", channels) of a training stage's tokenizer, read from its params;
     the size is None when the component's params do not say it."""
+    from omnipipe.spec.vtok import vtok_bottleneck
     from omnipipe.train.tokenizer_task import stage_model_spec
 
-    params = stage_model_spec(spec, spec.train.stages[stage]).quantizer.params
+    if stage in spec.vtok and stage not in spec.train.stages:  # a clash of names is reported by vtok_problems
+        return vtok_bottleneck(spec, stage)
+    return bottleneck_tokens(stage_model_spec(spec, spec.train.stages[stage]).quantizer)
+
+
+def bottleneck_tokens(quantizer: QuantizerSpec) -> tuple[str, int | None]:
+    """("codes", codebook size) or ("latents", channels) of a bottleneck, read from its params (size None when
+    the component's params do not say it)."""
+    params = quantizer.params
     if getattr(params, "latent_channels", None) is not None:
         return "latents", params.latent_channels
     return "codes", getattr(params, "codebook_size", None)
 
 
 def token_grid(spec: Experiment, dataset: TokenDatasetSpec) -> tuple[int, int, int] | None:
-    """The tokenizer grid (T', H', W') of a token dataset, when the patchifier declares its patch sizes."""
+    """The tokenizer grid (T', H', W') of a token dataset, when the patchifier declares its patch sizes (None for
+    a VTok: its sequence is not one grid)."""
     params = spec.model.patchifier.params
+    if dataset.tokenizer in spec.vtok:
+        return None
     patch, tube = getattr(params, "patch_size", None), getattr(params, "temporal_patch_size", None)
     if not isinstance(patch, int) or not isinstance(tube, int):
         return None
@@ -161,8 +173,11 @@ def generation_problems(spec: Experiment, registry: Registry) -> Iterator[Proble
     section = spec.generate
     for name, dataset in section.tokens.items():
         at = ("generate", "tokens", name)
-        if dataset.tokenizer not in spec.train.stages:
-            yield Problem((*at, "tokenizer"), f"'{dataset.tokenizer}' is not a training stage ({', '.join(spec.train.stages)})")
+        if dataset.tokenizer not in spec.train.stages and dataset.tokenizer not in spec.vtok:
+            known = ", ".join([*spec.train.stages, *spec.vtok])
+            yield Problem((*at, "tokenizer"), f"'{dataset.tokenizer}' is not a training stage or vtok entry ({known})")
+        elif dataset.tokenizer in spec.vtok and dataset.kind != "video":
+            yield Problem((*at, "kind"), f"VTok '{dataset.tokenizer}' encodes clips of at least 2 frames: kind must be video")
         if dataset.resolution is not None and tuple(dataset.resolution) not in [tuple(r) for r in spec.data.resolutions]:
             yield Problem((*at, "resolution"), f"{list(dataset.resolution)} is not among data.resolutions")
     for name, entry in section.generators.items():
@@ -200,7 +215,7 @@ def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: 
         known = ", ".join(spec.generate.tokens) or "none"
         yield Problem((*at, "tokens"), f"'{entry.tokens}' is not a generate.tokens entry (entries: {known})")
         return
-    if dataset.tokenizer not in spec.train.stages:
+    if dataset.tokenizer not in spec.train.stages and dataset.tokenizer not in spec.vtok:
         return  # reported at the token dataset
     kind, size = tokenizer_bottleneck(spec, dataset.tokenizer)
     wanted = getattr(cls, "token_kind", None)
@@ -217,6 +232,10 @@ def _generator_problems(spec: Experiment, registry: Registry, name: str, entry: 
     if entry.grid is not None and grid is not None and tuple(entry.grid) != grid:
         yield Problem((*at, "grid"), f"{list(entry.grid)} does not match the token grid {list(grid)} of '{entry.tokens}'")
     frames = grid[0] if grid is not None else None
+    if dataset.tokenizer in spec.vtok:
+        from omnipipe.spec.vtok import vtok_token_frames
+
+        frames = vtok_token_frames(spec, dataset.tokenizer)
     for index, prefix in enumerate(entry.sample.prefix_frames):
         if prefix < 0 or (frames is not None and prefix >= frames):
             limit = f"0 .. {frames - 1}" if frames is not None else "≥ 0"

@@ -46,9 +46,11 @@ class LoopSpec(StrictModel):
 
 
 class StageSpec(LoopSpec):
-    """One training stage (one DVC stage): what data, how long, initialised from which stage."""
+    """One training stage (one DVC stage): what data, how long, initialised from which stage.
 
-    data: Literal["images", "joint"]
+    ``videos`` (video clips only) is for models that only make sense on clips (VTok)."""
+
+    data: Literal["images", "joint", "videos"]
     resolutions: list[Resolution] | None = None
     init_from: str | None = None
     quantizer: QuantizerSpec | None = Field(
