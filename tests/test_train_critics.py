@@ -18,7 +18,8 @@ from omnipipe.nn.discriminators.patchgan3d import PatchGAN3d
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import parse_spec
 from omnipipe.spec.train import DiscriminatorOptimizerSpec, StageSpec, TrainSpec
-from omnipipe.train.critics import Critics, StepDraws
+from omnipipe.train.critics import Critics
+from omnipipe.train.step_draws import StepDraws
 
 SMALL = {"channels": 4, "layers": 2}
 FM = 3.0

@@ -13,7 +13,7 @@ that loss is below ``skip_below`` (the reference's ``--disloss_check_thres``). T
 rate is the stage's times ``lr_multiplier``, constant or, with ``warmup_steps``, on the stage's
 schedule with that warm-up (stepped once per optimizer step by ``after_step``).
 
-The random frames are drawn from (seed, rank, step, n-th draw of the step) alone, not from torch's
+The random frames come from ``StepDraws`` (seed, rank, step and n-th draw of the step), not from torch's
 global generator, so a resumed run draws what the uninterrupted one did.
 """
 from __future__ import annotations
@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +30,7 @@ from omnipipe.nn.frames import one_frame_per_clip
 from omnipipe.registry import Registry
 from omnipipe.spec.train import DiscriminatorOptimizerSpec, StageSpec, TrainSpec
 from omnipipe.train.optimizer import make_optimizer, make_scheduler
+from omnipipe.train.step_draws import StepDraws
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,6 @@ class Judge:
         return {f"{self.label}/{key}" if self.label else key: value for key, value in stats.items()}
 
 
-class StepDraws:
-    """Generators seeded by (seed, rank, step, n-th call in the step): the same draws whenever a step is run."""
-
-    def __init__(self, seed: int, rank: int) -> None:
-        self.seed, self.rank = seed, rank
-        self._step, self._calls = -1, 0
-
-    def __call__(self, step: int) -> torch.Generator:
-        if step != self._step:
-            self._step, self._calls = step, 0
-        self._calls += 1
-        entropy = np.random.SeedSequence([self.seed, self.rank, step, self._calls]).generate_state(1, np.uint64)[0]
-        return torch.Generator().manual_seed(int(entropy))
-
-
 class Critics:
     """The discriminators of a stage with their weights, their optimizer and (optionally) its schedule."""
 
@@ -88,7 +73,7 @@ class Critics:
 
     @classmethod
     def of_stage(
-        cls, train: TrainSpec, stage: StageSpec, registry: Registry, device: torch.device, seed: int = 0, rank: int = 0
+        cls, train: TrainSpec, stage: StageSpec, registry: Registry, device: torch.device, draws: StepDraws | None = None
     ) -> Critics:
         """``train.discriminators`` built on ``device``, weighted and optimised as ``stage`` says."""
         modules = nn.ModuleDict({key: registry.build("discriminator", entry) for key, entry in train.discriminators.items()})
@@ -103,7 +88,7 @@ class Critics:
             schedule = stage.schedule.model_copy(update={"warmup_steps": settings.warmup_steps})
             scheduler = make_scheduler(optimizer, schedule, stage.steps)
         on_clips = image.on_clips if image is not None else None
-        return cls(modules, weights, on_clips, optimizer, settings, scheduler, StepDraws(seed, rank))
+        return cls(modules, weights, on_clips, optimizer, settings, scheduler, draws)
 
     def judges(self, pixels: torch.Tensor) -> list[Judge]:
         """The critics of weight > 0 that judge this ``(B, C, T, H, W)`` batch."""

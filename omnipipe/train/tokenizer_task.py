@@ -15,13 +15,14 @@ from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.train import StageSpec
-from omnipipe.train.distributed import DistContext, sync_codebook
 from omnipipe.train.critics import Critics
+from omnipipe.train.distributed import DistContext, sync_codebook
 from omnipipe.train.initialise import initialise_from, stage_is_video_start
 from omnipipe.train.loop import TrainingError
 from omnipipe.train.objective import Objective
 from omnipipe.train.optimizer import make_optimizer, make_scheduler
 from omnipipe.train.paths import StagePaths
+from omnipipe.train.step_draws import StepDraws
 from omnipipe.train.task import Evaluation, StepLoss, TrainingTask
 from omnipipe.train.val_preview import ReconstructionPreview, batch_key
 
@@ -65,15 +66,17 @@ class TokenizerTask(TrainingTask):
             )
         self.model = model.to(ctx.device)
 
+        draws = StepDraws(spec.seed, ctx.rank)  # random frames of clips (lpips, the image critic)
         built = {name: registry.build("loss", entry) for name, entry in spec.train.losses.items()}
         self.adversarial = {name: module for name, module in built.items() if hasattr(module, "generator_loss")}
         self.objective = Objective(
             {name: (spec.train.losses[name], module) for name, module in built.items() if name not in self.adversarial},
             dict(spec.train.quantizer_loss_weights),
+            draws,
         ).to(ctx.device)
         if self.adversarial and not spec.train.discriminators:
             raise TrainingError(f"loss '{next(iter(self.adversarial))}' needs train.discriminators (image and/or video)")
-        self.critics = Critics.of_stage(spec.train, stage, registry, ctx.device, spec.seed, ctx.rank) if self.adversarial else None
+        self.critics = Critics.of_stage(spec.train, stage, registry, ctx.device, draws) if self.adversarial else None
         self.discriminators = self.critics.modules if self.critics is not None else nn.ModuleDict()
 
         self.optimizer = make_optimizer(stage.optimizer, model.parameters())
