@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from omnipipe.losses.gan import GANLoss, discriminator_step
+from omnipipe.losses.gan import GANLoss
 from omnipipe.nn.discriminators.patchgan2d import PatchGAN2d
 from omnipipe.nn.discriminators.patchgan3d import PatchGAN3d
+from omnipipe.spec.train import DiscriminatorOptimizerSpec
+from omnipipe.train.critics import Critics
 
 
 class ConstantCritic(nn.Module):
@@ -111,7 +113,9 @@ def test_discriminator_step_uses_only_its_own_loss(cls: type) -> None:
 
     before = [p.detach().clone() for p in disc.parameters()]
     optimizer = torch.optim.SGD(disc.parameters(), lr=0.1)
-    stats = discriminator_step(disc, optimizer, gan, recon, target)
+    key = "image" if cls is PatchGAN2d else "video"  # either critic alone judges the clips
+    critics = Critics(nn.ModuleDict({key: disc}), {key: 1.0}, None, optimizer, DiscriminatorOptimizerSpec())
+    stats = critics.update(gan, recon, target, step=0)
     for p, expected, old in zip(disc.parameters(), reference, before):
         assert torch.equal(p.grad, expected)
         assert torch.allclose(p, old - 0.1 * expected)  # the step used these gradients

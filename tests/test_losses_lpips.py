@@ -250,3 +250,31 @@ def test_wrong_weights_file_is_a_clear_error(tmp_path: Path) -> None:
     text.write_text("no")
     with pytest.raises(BackboneWeightsError, match=f"{text}: lpips 'alex' backbone is not a readable torch file"):
         LPIPSLoss(LPIPSLoss.Params(net="alex", backbone_path=str(text)))
+
+
+def test_one_frame_per_clip_compares_the_same_random_frame_of_each_clip(torch_home: Path) -> None:
+    """The OmniTokenizer reference's LPIPS without --apply_allframes; in training the frame comes from StepDraws."""
+    from omnipipe.spec.component import LossSpec
+    from omnipipe.train.objective import Objective
+    from omnipipe.train.step_draws import StepDraws
+
+    one = LPIPSLoss(LPIPSLoss.Params(net="squeeze", allow_random_backbone=True, on_clips="one_frame"))
+    every = LPIPSLoss(LPIPSLoss.Params(net="squeeze", allow_random_backbone=True))
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 4, 32, 32) * 2 - 1
+    y = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    index = torch.randint(4, (3,), generator=torch.Generator().manual_seed(5)).tolist()
+    frames = [every(y[b : b + 1, :, t : t + 1], x[b : b + 1, :, t : t + 1]) for b, t in enumerate(index)]  # one by one
+    value = one(y, x, generator=torch.Generator().manual_seed(5))
+    assert value.item() == pytest.approx(float(sum(frames) / 3), rel=1e-5)
+    assert value.item() != pytest.approx(every(y, x).item(), rel=1e-3)  # not all frames
+    assert one(y[:, :, :1], x[:, :, :1]).item() == pytest.approx(every(y[:, :, :1], x[:, :, :1]).item())  # images as they are
+
+    objective = Objective({"perceptual": (LossSpec(type="lpips", weight=2.0), one)}, draws=StepDraws(seed=1, rank=0))
+    _, terms = objective(y, x, _NoQuantizer(), step=9)
+    expected = one(y, x, generator=StepDraws(seed=1, rank=0)(9))
+    assert terms["perceptual_proxy"].item() == pytest.approx(2.0 * expected.item(), rel=1e-6)
+
+
+class _NoQuantizer:
+    losses: dict[str, torch.Tensor] = {}

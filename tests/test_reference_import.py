@@ -213,3 +213,30 @@ def test_imported_network_trains_under_bf16_autocast() -> None:
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert torch.isfinite(loss) and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize(("stage_name", "fixture"), [("joint", "paper-vq.json"), ("kl_finetune", "paper-vae.json")])
+def test_the_k600_recipes_critics_and_perceptual_loss_follow_the_reference_flags(stage_name: str, fixture: str) -> None:
+    """Stages 2 and 3 against the flags the reference program itself parsed (its hyper-parameters in the fixture)."""
+    from omnipipe.train.critics import Critics
+
+    args = json.loads((FIXTURES / fixture).read_text())["args"]
+    experiment = load_spec(Path(__file__).parents[1] / "pipelines" / "omnitokenizer-reference-imagenet-k600.yaml")
+    train, stage = experiment.train, experiment.train.stages[stage_name]
+    critics = Critics.of_stage(train, stage, get_registry(), torch.device("cpu"))
+    adversarial = train.losses["adversarial"]
+    assert adversarial.weight == 1.0 and not adversarial.params.adaptive_weight
+    assert critics.weights == {"image": args["image_gan_weight"], "video": args["video_gan_weight"]}
+    frames = "all_frames" if args["apply_allframes"] else "one_frame"
+    assert critics.on_clips == frames and train.losses["perceptual"].params.on_clips == frames
+    assert train.losses["perceptual"].weight == args["perceptual_weight"]
+    # feature matching: the reference's gan_feat_weight · Σ over disc_layers + 1 block L1s; ours weight · fm · their mean
+    blocks = args["disc_layers"] + 1
+    fm = args["video_gan_weight"] * adversarial.params.feature_matching_weight / blocks
+    assert fm == pytest.approx(args["gan_feat_weight"])
+    settings = stage.discriminator_optimizer
+    assert critics.optimizer.param_groups[0]["initial_lr"] == pytest.approx(args["lr"] * args["dis_lr_multiplier"])
+    assert args["dis_minlr_multiplier"]  # the floor scales with the lr: a shared min_lr_ratio says the same
+    assert (settings.warmup_steps, settings.grad_clip, settings.skip_below) == (
+        args["dis_warmup_steps"], args["grad_clip_val_disc"], args["disloss_check_thres"]
+    )

@@ -304,3 +304,35 @@ def test_the_val_preview_of_a_joint_stage_without_val_clips_shows_its_images(roo
     _, spec = make_experiment(other, val_fraction=0.0)
     empty = ReconstructionPreview.of_stage(spec, spec.train.stages["joint"], torch.device("cpu"))
     assert empty.batches == {} and empty(torch.nn.Identity()).scalars == {}
+
+
+CRITICS = ("image: {type: patchgan2d, channels: 8, layers: 2, weight: 2.0, on_clips: one_frame}, "
+           "video: {type: patchgan3d, channels: 8, layers: 2}")
+JOINT_CRITICS = """\
+      discriminator_weights: {image: 0.5}
+      discriminator_optimizer: {lr_multiplier: 0.1, warmup_steps: 3, grad_clip: 1.0, skip_below: 0.0}
+"""
+
+
+def test_a_joint_stage_with_the_references_critic_settings_logs_them_and_resumes_exactly(root: Path) -> None:
+    spec_path, _ = make_experiment(root, steps=2, checkpoint_every=2, losses=WITH_GAN, extra=JOINT_CRITICS)
+    spec_path.write_text(spec_path.read_text().replace("image: {type: patchgan2d, channels: 8, layers: 2}", CRITICS))
+    spec = load_spec(spec_path, get_registry())
+    train_stage(spec, "image_pretrain", get_registry())
+    paths = train_stage(spec, "joint", get_registry())
+    straight = _weights(paths.model_file)
+    plots = paths.out_dir / "plots" / "metrics"
+    frames = (plots / "adversarial" / "image_frames" / "g_adversarial.tsv").read_text().splitlines()[1:]
+    assert len(frames) == 2  # the two clip steps of four: the image critic on one frame per clip
+    assert (plots / "adversarial" / "d_grad_norm.tsv").exists() and (plots / "adversarial" / "d_skipped.tsv").exists()
+
+    store = CheckpointStore(paths.checkpoints, keep_last=10)
+    state = store.state(store.path(4), verified=True)
+    assert state["d_scheduler"]["last_epoch"] == 4
+    # joint: lr 1e-4 (default), cosine to 0.1 (default); the critics: · 0.1, 3 warm-up steps, so at the floor after 4
+    assert state["d_optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.1 * 1e-4 * 0.1)
+    shutil.rmtree(store.path(4))
+    paths.model_file.unlink()
+    train_stage(spec, "joint", get_registry(), resume=True)
+    resumed = _weights(paths.model_file)
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)  # critics and their schedule resumed

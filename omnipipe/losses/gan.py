@@ -1,4 +1,4 @@
-"""The adversarial objective (``gan``): generator and discriminator losses, and the discriminator step.
+"""The adversarial objective (``gan``): generator and discriminator losses, and which critic judges a batch.
 
 Gradient isolation (the reference implementation leaks the generator loss into its
 discriminators):
@@ -7,12 +7,12 @@ discriminators):
   while the graph is recorded), so backpropagating the generator loss — now or later — never
   reaches the discriminator's ``.grad``; gradients still flow through it to the reconstruction.
 - ``discriminator_loss`` detaches both inputs, so it never reaches the generator.
-- ``discriminator_step`` clears the discriminator's gradients first, so its update uses only its
-  own loss.
+- ``Critics.update`` (``omnipipe.train.critics``) clears the discriminators' gradients first, so
+  their update uses only their own loss.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -71,12 +71,12 @@ def frozen(module: nn.Module) -> Iterator[nn.Module]:
             parameter.requires_grad_(flag)
 
 
-def discriminator_for(discriminators: Mapping[str, nn.Module], pixels: torch.Tensor) -> nn.Module:
+def critic_for(available: Collection[str], pixels: torch.Tensor) -> str:
     """The critic of a ``(B, C, T, H, W)`` batch: ``image`` for T = 1, ``video`` for clips; either stands in alone."""
     order = ("image", "video") if pixels.shape[2] == 1 else ("video", "image")
     for key in order:
-        if key in discriminators:
-            return discriminators[key]
+        if key in available:
+            return key
     raise KeyError("the gan loss needs an 'image' or 'video' discriminator (train.discriminators is empty)")
 
 
@@ -84,7 +84,7 @@ class GANLoss(nn.Module):
     """Adversarial loss against a discriminator (``forward(x, return_features=False)`` → logits).
 
     Not a plain ``forward(reconstruction, target)`` term: the trainer calls ``generator_loss``
-    in the generator step and :func:`discriminator_step` in the discriminator step.
+    in the generator step and ``discriminator_loss`` in the discriminator step (``omnipipe.train.critics``).
     """
 
     class Params(BaseModel):
@@ -153,18 +153,3 @@ class GANLoss(nn.Module):
             "logits_real": logits_real.detach().mean(),
             "logits_fake": logits_fake.detach().mean(),
         }
-
-
-def discriminator_step(
-    discriminator: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    gan: GANLoss,
-    reconstruction: torch.Tensor,
-    target: torch.Tensor,
-) -> Stats:
-    """One discriminator update from its own loss only: clear its grads, backprop, step."""
-    discriminator.zero_grad(set_to_none=True)
-    loss, stats = gan.discriminator_loss(reconstruction, target, discriminator)
-    loss.backward()
-    optimizer.step()
-    return stats

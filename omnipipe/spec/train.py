@@ -45,6 +45,20 @@ class LoopSpec(StrictModel):
     )
 
 
+class DiscriminatorOptimizerSpec(StrictModel):
+    """How a stage updates the critics of its ``gan`` loss: the stage's optimizer at a scaled learning rate."""
+
+    lr_multiplier: Real = Field(default=1.0, gt=0, description="the critics' learning rate is the stage's lr times this")
+    warmup_steps: NonNegativeInt | None = Field(
+        default=None,
+        description="follow the stage's schedule (decay, min_lr_ratio) with this warm-up; unset: a constant learning rate",
+    )
+    grad_clip: Real | None = Field(default=None, gt=0, description="clip the critics' gradient norm to this")
+    skip_below: Real | None = Field(
+        default=None, ge=0, description="skip a critic update when their weighted loss is below this"
+    )
+
+
 class StageSpec(LoopSpec):
     """One training stage (one DVC stage): what data, how long, initialised from which stage.
 
@@ -56,6 +70,10 @@ class StageSpec(LoopSpec):
     quantizer: QuantizerSpec | None = Field(
         default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
     )
+    discriminator_weights: dict[Literal["image", "video"], Weight] = Field(
+        default_factory=dict, description="this stage's weight of each named critic, replacing its train.discriminators weight"
+    )
+    discriminator_optimizer: DiscriminatorOptimizerSpec = Field(default_factory=DiscriminatorOptimizerSpec)
 
 
 class TrainSpec(StrictModel):
@@ -65,10 +83,25 @@ class TrainSpec(StrictModel):
     quantizer_loss_weights: dict[str, Weight] = Field(default_factory=dict)
     discriminators: dict[Literal["image", "video"], DiscriminatorSpec] = Field(
         default_factory=dict,
-        description="critics of the 'gan' loss: 'image' judges T = 1 batches, 'video' clips; "
-        "either one alone judges both",
+        description="critics of the 'gan' loss: 'image' judges T = 1 batches (and clip frames with on_clips), "
+        "'video' clips; either one alone judges both",
     )
     stages: dict[str, StageSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _critics_exist(self) -> TrainSpec:
+        video = self.discriminators.get("video")
+        if video is not None and video.on_clips is not None:
+            raise SpecValueError("only the image critic judges clip frames", ("discriminators", "video", "on_clips"))
+        for name, stage in self.stages.items():
+            for key in stage.discriminator_weights:
+                if key not in self.discriminators:
+                    have = ", ".join(self.discriminators) or "none"
+                    raise SpecValueError(
+                        f"no '{key}' critic in train.discriminators (have: {have})",
+                        ("stages", name, "discriminator_weights", key),
+                    )
+        return self
 
     @model_validator(mode="after")
     def _init_from_earlier_stage(self) -> TrainSpec:

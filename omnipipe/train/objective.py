@@ -7,14 +7,20 @@ import torch
 
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.spec.component import LossSpec
+from omnipipe.train.step_draws import StepDraws
 
 
 @dataclass
 class Objective:
-    """Reconstruction terms (``forward(reconstruction, target)`` losses) and quantizer-term weights."""
+    """Reconstruction terms (``forward(reconstruction, target)`` losses) and quantizer-term weights.
+
+    A loss with ``draws_frames`` set (``lpips`` on one random frame per clip) also gets ``generator=``,
+    from ``draws`` (None: torch's global generator).
+    """
 
     terms: dict[str, tuple[LossSpec, torch.nn.Module]]
     quantizer_weights: dict[str, float] = field(default_factory=dict)
+    draws: StepDraws | None = None
 
     def to(self, device: torch.device) -> Objective:
         for _, module in self.terms.values():
@@ -29,7 +35,10 @@ class Objective:
         for name, (entry, module) in self.terms.items():
             if step >= entry.start_step:
                 key = f"{name}_proxy" if getattr(module, "is_proxy", False) else name
-                parts[key] = entry.weight * module(reconstruction.float(), target.float())
+                drawn = {}
+                if getattr(module, "draws_frames", False):
+                    drawn["generator"] = self.draws(step) if self.draws is not None else None
+                parts[key] = entry.weight * module(reconstruction.float(), target.float(), **drawn)
         reconstruction_loss = sum(parts.values(), torch.zeros((), device=target.device))
         for name, value in quantized.losses.items():
             parts[f"quantizer_{name}"] = self.quantizer_weights.get(name, 1.0) * value.float()

@@ -10,18 +10,19 @@ import torch
 from torch import nn
 
 from omnipipe.data.loader import Batch, make_loader
-from omnipipe.losses.gan import discriminator_for, discriminator_step
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.train import StageSpec
+from omnipipe.train.critics import Critics
 from omnipipe.train.distributed import DistContext, sync_codebook
 from omnipipe.train.initialise import initialise_from, stage_is_video_start
 from omnipipe.train.loop import TrainingError
 from omnipipe.train.objective import Objective
 from omnipipe.train.optimizer import make_optimizer, make_scheduler
 from omnipipe.train.paths import StagePaths
+from omnipipe.train.step_draws import StepDraws
 from omnipipe.train.task import Evaluation, StepLoss, TrainingTask
 from omnipipe.train.val_preview import ReconstructionPreview, batch_key
 
@@ -65,23 +66,21 @@ class TokenizerTask(TrainingTask):
             )
         self.model = model.to(ctx.device)
 
+        draws = StepDraws(spec.seed, ctx.rank)  # random frames of clips (lpips, the image critic)
         built = {name: registry.build("loss", entry) for name, entry in spec.train.losses.items()}
         self.adversarial = {name: module for name, module in built.items() if hasattr(module, "generator_loss")}
         self.objective = Objective(
             {name: (spec.train.losses[name], module) for name, module in built.items() if name not in self.adversarial},
             dict(spec.train.quantizer_loss_weights),
+            draws,
         ).to(ctx.device)
         if self.adversarial and not spec.train.discriminators:
             raise TrainingError(f"loss '{next(iter(self.adversarial))}' needs train.discriminators (image and/or video)")
-        self.discriminators = nn.ModuleDict(
-            {key: registry.build("discriminator", entry) for key, entry in spec.train.discriminators.items()}
-            if self.adversarial
-            else {}
-        ).to(ctx.device)
+        self.critics = Critics.of_stage(spec.train, stage, registry, ctx.device, draws) if self.adversarial else None
+        self.discriminators = self.critics.modules if self.critics is not None else nn.ModuleDict()
 
         self.optimizer = make_optimizer(stage.optimizer, model.parameters())
         self.scheduler = make_scheduler(self.optimizer, stage.schedule, stage.steps)
-        self.d_optimizer = make_optimizer(stage.optimizer, self.discriminators.parameters()) if self.adversarial else None
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # (reconstruction, target) of the last micro-batch
         self._preview: ReconstructionPreview | None = None  # built on first use (rank 0 evaluates)
 
@@ -119,10 +118,9 @@ class TokenizerTask(TrainingTask):
         logged: dict[str, float] = {f"codebook/{name}": float(value) for name, value in out.quantizer.stats.items()}
         for name, gan in self.adversarial.items():
             entry = self.spec.train.losses[name]
-            if step >= entry.start_step:
-                critic = discriminator_for(self.discriminators, target)
-                g_loss, g_stats = gan.generator_loss(
-                    out.reconstruction, target, critic, recon_loss, _last_layer(self.model, target)
+            if self.critics is not None and step >= entry.start_step:
+                g_loss, g_stats = self.critics.generator_loss(
+                    gan, out.reconstruction, target, step, recon_loss, _last_layer(self.model, target)
                 )
                 terms[name] = entry.weight * g_loss
                 logged.update({f"{name}/{k}": float(v) for k, v in g_stats.items()})
@@ -137,16 +135,17 @@ class TokenizerTask(TrainingTask):
         return self._preview(model)
 
     def after_update(self, step: int) -> dict[str, float]:
-        """The discriminator step on the last micro-batch, from its own loss only."""
+        """The discriminators' step on the last micro-batch, from their own loss only; then their schedule's."""
         logged: dict[str, float] = {}
-        if self.d_optimizer is None or self._last is None:
+        if self.critics is None:
             return logged
-        reconstruction, target = self._last
-        for name, gan in self.adversarial.items():
-            if step >= self.spec.train.losses[name].start_step:
-                critic = discriminator_for(self.discriminators, target)
-                stats = discriminator_step(critic, self.d_optimizer, gan, reconstruction, target)
-                logged.update({f"{name}/{k}": float(v) for k, v in stats.items()})
+        if self._last is not None:
+            reconstruction, target = self._last
+            for name, gan in self.adversarial.items():
+                if step >= self.spec.train.losses[name].start_step:
+                    stats = self.critics.update(gan, reconstruction, target, step)
+                    logged.update({f"{name}/{k}": float(v) for k, v in stats.items()})
+        self.critics.after_step()
         self._last = None
         return logged
 
@@ -154,7 +153,9 @@ class TokenizerTask(TrainingTask):
         return {"discriminators": self.discriminators}
 
     def extra_states(self) -> dict[str, Any]:
-        return {"d_optimizer": self.d_optimizer} if self.d_optimizer is not None else {}
+        if self.critics is None:
+            return {}
+        return {"d_optimizer": self.critics.optimizer, "d_scheduler": self.critics.scheduler}  # the loop drops a None
 
     def join(self, ctx: DistContext) -> None:
         """Sum the VQ's EMA statistics over ranks and share rank 0's dead-code restarts: codebooks stay equal."""
