@@ -19,6 +19,7 @@ from omnipipe.nn.streaming import (
     stream_detokenize,
     stream_reconstruct,
     stream_tokenize,
+    streaming_chunk,
 )
 from omnipipe.nn.temporal_attention import CausalAttention
 from omnipipe.nn.tokenizer import Tokenizer
@@ -214,3 +215,20 @@ def test_models_that_look_ahead_are_refused_with_the_block_named(
     with pytest.raises(StreamingError) as refused:
         check_streamable(model)
     assert str(refused.value).startswith(f"{named}: its conv position encoding (") and "reads later frames" in str(refused.value)
+
+
+def test_no_chunk_means_the_whole_clip_path(registry: Registry) -> None:
+    model = build(registry, VARIANTS["reference-like"], torch.float32)
+    x = video(1 + 4 * 3 + 2, torch.float32)  # two frames beyond the last whole tube are dropped
+    with torch.inference_mode():
+        [codes] = list(stream_tokenize(model, pieces(x, [6]), chunk=None))
+        [(used, recon)] = list(stream_reconstruct(model, pieces(x, [6]), chunk=None))
+        assert torch.equal(codes, model.tokenize(x[:, :, :13])) and torch.equal(used, x[:, :, :13])
+        assert torch.equal(recon, model(x[:, :, :13]).reconstruction)
+
+
+def test_streaming_chunk_falls_back_to_whole_clips_for_a_model_that_cannot_stream(registry: Registry) -> None:
+    looks_ahead = {"temporal": {"type": "causal", "peg": "causal", "peg_order": "reference_temporal"}, "spatial": {}, "embed_norms": False}
+    assert streaming_chunk(build(registry, looks_ahead), 4) is None
+    assert streaming_chunk(build(registry, VARIANTS["default"]), 4) == 4
+    assert streaming_chunk(build(registry, VARIANTS["default"]), None) is None

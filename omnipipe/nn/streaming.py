@@ -91,8 +91,8 @@ def context_frames(model: Tokenizer) -> int | None:
 
 
 def tube_frames(model: Tokenizer) -> int:
-    """Pixel frames per latent frame after the first (the patchifier's temporal patch)."""
-    return model.patchifier.params.temporal_patch_size
+    """Pixel frames per latent frame after the first (the patchifier's temporal patch; 1 if it has none)."""
+    return getattr(getattr(model.patchifier, "params", None), "temporal_patch_size", 1)
 
 
 class _Stream:
@@ -159,20 +159,34 @@ class DecoderStream(_Stream):
         return pixels
 
 
-def aligned_chunks(pieces: Iterable[torch.Tensor], tube: int, chunk: int = DEFAULT_CHUNK) -> Iterator[torch.Tensor]:
+def streaming_chunk(model: Tokenizer, chunk: int | None = DEFAULT_CHUNK) -> int | None:
+    """``chunk`` when ``model`` can stream (see ``check_streamable``), else None: whole clips."""
+    if chunk is None:
+        return None
+    try:
+        check_streamable(model)
+    except StreamingError:
+        return None
+    return chunk
+
+
+def aligned_chunks(
+    pieces: Iterable[torch.Tensor], tube: int, chunk: int | None = DEFAULT_CHUNK
+) -> Iterator[torch.Tensor]:
     """Pixel pieces (B, C, t, H, W) of any lengths, in order → chunks a stream takes, of ``chunk`` latent frames.
 
     The first chunk has 1 + (chunk − 1)·tube frames, the next ones chunk·tube; at the end the frames
-    left are cut to whole tubes (a last incomplete tube is dropped, as for whole clips).
+    left are cut to whole tubes (a last incomplete tube is dropped, as for whole clips). ``chunk``
+    None: one chunk with every frame (cut the same way).
     """
-    if chunk < 1:
+    if chunk is not None and chunk < 1:
         raise StreamingError(f"chunk of {chunk} latent frames: a chunk holds at least one")
     buffered: list[torch.Tensor] = []
     count, started = 0, False
     for piece in pieces:
         buffered.append(piece)
         count += piece.shape[2]
-        while count >= (want := chunk * tube if started else 1 + (chunk - 1) * tube):
+        while chunk is not None and count >= (want := chunk * tube if started else 1 + (chunk - 1) * tube):
             frames = torch.cat(buffered, dim=2) if len(buffered) > 1 else buffered[0]
             yield frames[:, :, :want]
             rest = frames[:, :, want:]
@@ -182,15 +196,17 @@ def aligned_chunks(pieces: Iterable[torch.Tensor], tube: int, chunk: int = DEFAU
         yield torch.cat(buffered, dim=2)[:, :, :usable]
 
 
-def stream_tokenize(model: Tokenizer, pieces: Iterable[torch.Tensor], chunk: int = DEFAULT_CHUNK) -> Iterator[torch.Tensor]:
+def stream_tokenize(
+    model: Tokenizer, pieces: Iterable[torch.Tensor], chunk: int | None = DEFAULT_CHUNK
+) -> Iterator[torch.Tensor]:
     """Codes (B, t', H', W') — or continuous latents (B, t', H', W', C) — of a video given as pixel pieces, per chunk.
 
     Call under ``torch.inference_mode()`` with the model in eval mode; concatenated over time they are
-    ``model.tokenize`` of the whole video.
+    ``model.tokenize`` of the whole video. ``chunk`` None: the whole video at once, by ``model.tokenize``.
     """
-    encoder = EncoderStream(model)
+    encoder = EncoderStream(model) if chunk is not None else None
     for pixels in aligned_chunks(pieces, tube_frames(model), chunk):
-        q = model.quantize(encoder.push(pixels))
+        q = model.quantize(model.encode(pixels) if encoder is None else encoder.push(pixels))
         yield q.codes if q.codes is not None else q.latents
 
 
@@ -202,9 +218,13 @@ def stream_detokenize(model: Tokenizer, codes: Iterable[torch.Tensor]) -> Iterat
 
 
 def stream_reconstruct(
-    model: Tokenizer, pieces: Iterable[torch.Tensor], chunk: int = DEFAULT_CHUNK
+    model: Tokenizer, pieces: Iterable[torch.Tensor], chunk: int | None = DEFAULT_CHUNK
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(input chunk, its reconstruction) pairs, each (B, C, t, H, W): ``model(video).reconstruction`` chunk by chunk."""
-    encoder, decoder = EncoderStream(model), DecoderStream(model)
+    """(input chunk, its reconstruction) pairs, each (B, C, t, H, W): ``model(video).reconstruction`` chunk by chunk
+    (``chunk`` None: the whole video at once, by ``model``)."""
+    streams = (EncoderStream(model), DecoderStream(model)) if chunk is not None else None
     for pixels in aligned_chunks(pieces, tube_frames(model), chunk):
-        yield pixels, decoder.push(model.quantize(encoder.push(pixels)).z_q)
+        if streams is None:
+            yield pixels, model(pixels).reconstruction
+        else:
+            yield pixels, streams[1].push(model.quantize(streams[0].push(pixels)).z_q)
