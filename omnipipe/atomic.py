@@ -1,6 +1,8 @@
 """Atomic writes: readers see the old file or the whole new one, never a part (tmp file, fsync, rename)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Callable
@@ -48,3 +50,13 @@ def write_npy(path: Path, array: np.ndarray) -> None:
 
 def write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda file: file.write((json.dumps(value, indent=1) + "\n").encode("utf-8")))
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rows of named values as CSV, columns in order of first appearance (empty where a row lacks one)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda file: file.write(text.getvalue().encode("utf-8")))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from omnipipe.data.components import register as register_datasets
+from omnipipe.generate.components import register as register_generators
 from omnipipe.hooks import hookimpl
 from omnipipe.losses.components import register as register_losses
 from omnipipe.losses.pixel import L1Loss, L2Loss
@@ -18,3 +19,4 @@ def omnipipe_register(registry: Registry) -> None:
     register_networks(registry)
     register_datasets(registry)
     register_metrics(registry)
+    register_generators(registry)

@@ -11,12 +11,16 @@ from omnipipe.commands import (
     components, evaluate, import_reference, plots_template, prepare, reconstruct, schema, tokenize, train, validate,
     weights,
 )  # fmt: skip
+from omnipipe.commands import encode_tokens, evaluate_generator, sample, train_generator
+from omnipipe.commands import compare_vtok, train_vtok
 from omnipipe.errors import OmnipipeError
 
 COMMANDS = (
     components, validate, schema, weights, prepare, train, evaluate, reconstruct, tokenize, import_reference,
     plots_template,
 )  # fmt: skip
+COMMANDS += (encode_tokens, train_generator, sample, evaluate_generator)
+COMMANDS += (train_vtok, compare_vtok)
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

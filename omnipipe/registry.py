@@ -96,6 +96,12 @@ class Registry:
         bad = sorted((FORBIDDEN_KEYS | RESERVED_KEYS) & set(params.model_fields))
         if bad:
             raise RegistryError(f"{where}: parameter name '{bad[0]}' is reserved; choose a more specific name")
+        if kind == "generator":
+            from omnipipe.generate.contract import generator_class_problem
+
+            problem = generator_class_problem(cls)
+            if problem is not None:
+                raise RegistryError(f"{where}: {problem}")
         existing = self._entries[kind].get(name)
         if existing is not None:
             raise RegistryError(

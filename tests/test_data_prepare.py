@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import omnipipe.commands.prepare as prepare_command
 from omnipipe.data import source as source_module

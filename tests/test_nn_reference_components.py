@@ -222,6 +222,8 @@ def test_kl_batch_mean_sums_latent_elements_per_sample() -> None:
     total = 0.5 * (mean**2 + logvar.exp() - 1 - logvar).sum()
     torch.testing.assert_close(module(z).losses["kl"], total / 3)
     assert math.isclose(module(z).stats["kl"].item(), total.item() / 3, rel_tol=1e-5)
+    module.params = DiagonalGaussian.Params(latent_channels=5, kl_weight=1.0, reduction="position_mean")
+    torch.testing.assert_close(module(z).losses["kl"], total / (3 * 2 * 2 * 4))
 
 
 def test_continuous_position_bias_maps_log_offsets_through_the_mlp() -> None:

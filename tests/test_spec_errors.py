@@ -50,8 +50,8 @@ CASES = [
      "unit.yaml:27: train.stages.joint.init_from: 'joint' is not an earlier stage (earlier: image_pretrain)"),
     ("non-positive-steps", "image_pretrain: {data: images, steps: 10", "image_pretrain: {data: images, steps: 0",
      "unit.yaml:26: train.stages.image_pretrain.steps: Input should be greater than 0 (got 0)"),
-    ("bad-literal", "{data: images,", "{data: video,",
-     "unit.yaml:26: train.stages.image_pretrain.data: Input should be 'images' or 'joint' (got 'video')"),
+    ("bad-literal", "{data: images,", "{data: movies,",
+     "unit.yaml:26: train.stages.image_pretrain.data: Input should be 'images', 'joint' or 'videos' (got 'movies')"),
     ("resolution-not-a-pair", "[[32, 32]]", "[[32]]",
      "unit.yaml:6: data.resolutions[0][1]: required but missing"),
     ("bad-name", "name: unit", "name: 'a name with spaces'",
@@ -76,9 +76,11 @@ def test_missing_section(valid_spec_text: str, spec_registry: Registry) -> None:
     assert _errors(text, spec_registry) == ["unit.yaml: train: required but missing"]
 
 
-def test_evaluated_stage_must_exist(valid_spec_text: str, spec_registry: Registry) -> None:
-    lines = _errors(valid_spec_text + "evaluate: {stage: kl_finetune}\n", spec_registry)
-    assert lines == ["unit.yaml:28: evaluate.stage: 'kl_finetune' is not a training stage (image_pretrain, joint)"]
+def test_evaluated_stages_and_resolutions_must_exist(valid_spec_text: str, spec_registry: Registry) -> None:
+    lines = _errors(valid_spec_text + "evaluate: {stages: [joint, kl_finetune]}\n", spec_registry)
+    assert lines == ["unit.yaml:28: evaluate.stages[1]: 'kl_finetune' is not a training stage (image_pretrain, joint)"]
+    lines = _errors(valid_spec_text + "evaluate: {resolutions: [[32, 32], [64, 64]]}\n", spec_registry)
+    assert len(lines) == 1 and lines[0].startswith("unit.yaml:28: evaluate.resolutions[1]: [64, 64] is not among data.resolutions")
 
 
 def test_invalid_yaml_points_at_line_and_column(valid_spec_text: str, spec_registry: Registry) -> None:

@@ -1,4 +1,4 @@
-"""``omnipipe evaluate --spec S``: metrics, baseline, pictures and videos of a trained stage (a DVC stage)."""
+"""``omnipipe evaluate --spec S``: metrics, baseline, pictures and videos of the trained tokenizers (a DVC stage)."""
 from __future__ import annotations
 
 import argparse
@@ -11,9 +11,11 @@ from omnipipe.suggest import did_you_mean
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("evaluate", help="evaluate a trained stage on the val split")
+    parser = subparsers.add_parser("evaluate", help="evaluate trained stages on the val split, next to a bicubic baseline")
     parser.add_argument("--spec", required=True, help="experiment spec (YAML)")
-    parser.add_argument("--stage", help="training stage to evaluate (default: evaluate.stage, else the last)")
+    parser.add_argument(
+        "--stage", help="evaluate this training stage only (default: evaluate.stages, else the last stage of each bottleneck)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.set_defaults(handler=run)
 

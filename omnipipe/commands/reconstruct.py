@@ -16,6 +16,7 @@ from omnipipe.errors import OmnipipeError
 
 if TYPE_CHECKING:
     from omnipipe.nn.tokenizer import Tokenizer
+    from omnipipe.vtok import VTok
 
 REPORT_FILE = "reconstruct_report.json"
 
@@ -23,7 +24,7 @@ REPORT_FILE = "reconstruct_report.json"
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("reconstruct", help="reconstruct images/videos with a trained tokenizer")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors (OmniTokenizer or VTok)")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_media_arguments(parser)
     parser.set_defaults(handler=run)
@@ -32,11 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from omnipipe.atomic import write_json
     from omnipipe.evaluate.media_input import SkippedMedia, read_media_pieces
+    from omnipipe.nn.errors import InputShapeError
     from omnipipe.nn.streaming import tube_frames
-    from omnipipe.nn.tokenizer import Tokenizer
+    from omnipipe.vtok import load_tokenizer
 
     device = checked_device(args.device)
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=device)
+    model = load_tokenizer(args.checkpoint, device=device)
     resolution, frames, fps = resolution_of(args.resolution, model), frames_of(args.frames, model), fps_of(args.fps)
     chunk = chunk_of(args.chunk, model)
     done, skipped, used = [], [], set()
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             kind, pieces = read_media_pieces(path, resolution, frames, fps, at_least=1 + tube_frames(model))
             target = _unused(args.out / f"{path.stem}{'.png' if kind == 'image' else '.mp4'}", used)
             value, count = _reconstruct(model, (p.to(device) for p in pieces), chunk if kind == "video" else None, target, fps)
+        except InputShapeError as error:
+            raise InputShapeError(f"{path}: {error}") from None
         except SkippedMedia as error:
             used.discard(target)
             print(f"omnipipe: skipped {error}", file=sys.stderr)
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reconstruct(model: Tokenizer, pieces: Iterator[torch.Tensor], chunk: int | None, target: Path, fps: float) -> tuple[float, int]:
+def _reconstruct(model: Tokenizer | VTok, pieces: Iterator[torch.Tensor], chunk: int | None, target: Path, fps: float) -> tuple[float, int]:
     """Write the side-by-side picture (one frame) or mp4 of ``pieces`` and their reconstruction, streamed chunk by
     chunk; the PSNR over all frames and the frame count."""
     from omnipipe.evaluate.visuals import side_by_side, write_clip, write_png

@@ -15,7 +15,7 @@ from omnipipe.errors import OmnipipeError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tokenize", help="turn a folder of media into token shards")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors")
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a stage's model.safetensors (OmniTokenizer or VTok)")
     parser.add_argument("--input", required=True, type=Path, help="folder of images and videos (searched recursively)")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the shards and index.json")
     add_media_arguments(parser)
@@ -24,15 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omnipipe.evaluate.token_shards import tokenize_folder
-    from omnipipe.nn.tokenizer import Tokenizer
     from omnipipe.train.distributed import init_distributed
+    from omnipipe.vtok import load_tokenizer
 
     if not args.input.is_dir():
         raise OmnipipeError(f"--input {args.input}: folder not found")
     device = checked_device(args.device)
     ctx = init_distributed(device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None  # torchrun: ranks share the files
     device = device if ctx is None else ctx.device
-    model = Tokenizer.from_checkpoint(args.checkpoint, device=device)
+    model = load_tokenizer(args.checkpoint, device=device)
     resolution, frames = resolution_of(args.resolution, model), frames_of(args.frames, model)
 
     def report(path: str, reason: str) -> None:

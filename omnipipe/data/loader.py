@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from omnipipe.spec.experiment import Experiment
     from omnipipe.spec.train import StageSpec
 
-STAGE_KINDS: dict[str, tuple[MediaKind, ...]] = {"images": ("image",), "joint": ("image", "video")}
+STAGE_KINDS: dict[str, tuple[MediaKind, ...]] = {"images": ("image",), "joint": ("image", "video"), "videos": ("video",)}
 
 
 class Batch(NamedTuple):
@@ -87,7 +87,8 @@ def make_loader(
     start_batch: int = 0,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """Batches for ``stage`` (``images``: image batches; ``joint``: image and video batches mixed by ``data.mix``).
+    """Batches for ``stage`` (``images``: image batches; ``joint``: image and video batches mixed by ``data.mix``;
+    ``videos``: video batches).
 
     Train: shuffled, random crop and flip, one resolution per batch drawn from the stage's resolutions,
     ``num_batches`` batches (default: about one pass), skipping the first ``start_batch`` (to resume).

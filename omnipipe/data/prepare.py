@@ -33,7 +33,7 @@ from omnipipe.data.ownership import PreparedFolder
 from omnipipe.data.report import build_index, build_report
 from omnipipe.data.shards import FORMAT, INDEX_FILE, REPORT_FILE, UNITS_DIR, shard_path, stored_resolution
 from omnipipe.data.source import MediaSource
-from omnipipe.data.split import SPLITS, split_of
+from omnipipe.data.split import SPLITS, clip_splits
 from omnipipe.registry import Registry
 from omnipipe.spec.data import DataSpec
 from omnipipe.storage import storage_errors
@@ -161,8 +161,10 @@ def run_unit(
         clips, reason = _decode(source, item, settings)
         if reason is not None:
             skipped.append({"path": item.key, "reason": reason, **({"clips_kept": len(clips)} if clips else {})})
-        for number, clip in enumerate(clips):
-            split = split_of(item.key if settings.split_unit == "file" else f"{item.key}#{number}", settings.val_fraction)
+        splits = clip_splits(item.key, len(clips), settings.split_unit, settings.val_fraction, settings.sampling)
+        for clip, split in zip(clips, splits):
+            if split is None:  # the gap between a video's train and val spans
+                continue
             labels[(split, item.kind)].append(item.label)
             for r, stored in enumerate(settings.stored):
                 frames[(split, item.kind, r)].append(np.stack([cover_crop(frame, stored) for frame in clip]))

@@ -30,19 +30,22 @@ from tqdm import tqdm
 from omnipipe.atomic import atomic_write, write_json, write_npy
 from omnipipe.data.folders import scan_folder
 from omnipipe.evaluate.media_input import SkippedMedia, read_media_pieces
-from omnipipe.nn.streaming import DEFAULT_CHUNK, stream_tokenize, streaming_chunk, tube_frames
+from omnipipe.generate.contract import TokenLayout
+from omnipipe.nn.errors import InputShapeError
+from omnipipe.nn.streaming import DEFAULT_CHUNK, streaming_chunk, tokenize_video, tube_frames
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.storage import storage_errors
 from omnipipe.train.distributed import DistContext
+from omnipipe.vtok.model import VTok
 
 INDEX_FILE = "index.json"
 PARTS_DIR = "parts"
 PART_NAME = re.compile(r"part-\d{5,}\.npz")
-SHARD_NAME = re.compile(r"(image|video)-\d+(x\d+)+\.npy")
+SHARD_NAME = re.compile(r"(image|video)-\d+(x\d+)+(\+\d+(x\d+)+)*\.npy")
 
 
 def tokenize_folder(
-    model: Tokenizer,
+    model: Tokenizer | VTok,
     folder: Path,
     out: Path,
     resolution: tuple[int, int],
@@ -55,7 +58,7 @@ def tokenize_folder(
     chunk: int | None = DEFAULT_CHUNK,
     ctx: DistContext | None = None,
 ) -> dict[str, Any]:
-    """Write ``out/<kind>-<grid>.npy`` shards (one row per file) and ``out/index.json``; return the index.
+    """Write ``out/<kind>-<layout>.npy`` shards (one row per file) and ``out/index.json``; return the index.
 
     A video gives its first ``frames`` frames (every frame when None), decoded piece by piece and
     encoded ``chunk`` latent frames at a time when the model can stream (``omnipipe.nn.streaming``;
@@ -63,6 +66,9 @@ def tokenize_folder(
     is skipped: ``on_skip(path, reason)`` is called and the index lists it. Under torchrun (``ctx``
     with several ranks) rank r takes the files r, r + N, … of those left to do and writes its own
     parts; rank 0 then writes the shards and the index.
+    A one-segment layout (a plain tokenizer) is stored as its grid ``(T', H', W')``, e.g. ``video-2x8x8``; a
+    layout of several segments (VTok: key frame + residual tokens) as flat sequences, e.g.
+    ``video-1x8x8+4x1x1``. ``index.json`` records each shard's layout (``TokenLayout.to_json``).
     """
     chunk = streaming_chunk(model, chunk)
     rank, world = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
@@ -83,16 +89,22 @@ def tokenize_folder(
             if item.problem is not None:
                 raise SkippedMedia(item.path, item.problem)
             kind, pieces = read_media_pieces(item.path, resolution, frames, fps, at_least=1 + tube)
-            with torch.inference_mode():
-                chunks = stream_tokenize(model, (p.to(device) for p in pieces), chunk if kind == "video" else None)
-                tokens = torch.cat([part[0].cpu() for part in chunks])  # (T', H', W') or (T', H', W', C)
+            try:
+                with torch.inference_mode():
+                    tokens, count = tokenize_video(model, (p.to(device) for p in pieces), chunk if kind == "video" else None)
+                    tokens = model.to_sequence(tokens).cpu()
+            except InputShapeError as error:
+                raise InputShapeError(f"{item.path}: {error}") from None
         except SkippedMedia as skipped:
             on_skip(item.key, skipped.reason)
             pending["skipped"].append({"path": item.key, "reason": skipped.reason, "state": _state(item.path)})
         else:
-            array = tokens.numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
-            shard = f"{kind}-{'x'.join(map(str, array.shape))}"
-            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": 1 + (len(array) - 1) * tube,
+            layout = model.layout(count, *resolution)
+            if len(layout.segments) == 1:
+                tokens = layout.to_grid(tokens)
+            array = tokens[0].numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
+            shard = shard_name(count, layout)
+            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": count,
                                      "state": _state(item.path)})  # fmt: skip
             arrays[shard].append(array)
         if len(pending["files"]) + len(pending["skipped"]) >= flush_every:
@@ -114,7 +126,13 @@ def _barrier(world: int) -> None:
         dist.barrier()
 
 
-def _fingerprint(model: Tokenizer, resolution: tuple[int, int], frames: int | None, fps: float, chunk: int | None) -> str:
+def shard_name(frames: int, layout: TokenLayout) -> str:
+    """``image-1x8x8``, ``video-2x8x8`` or, for several segments, ``video-1x8x8+4x1x1``."""
+    grids = "+".join("x".join(map(str, segment.grid)) for segment in layout.segments)
+    return f"{'image' if frames == 1 else 'video'}-{grids}"
+
+
+def _fingerprint(model: Tokenizer | VTok, resolution: tuple[int, int], frames: int | None, fps: float, chunk: int | None) -> str:
     """What decides the tokens: the model (spec and weights) and the input settings."""
     settings = [model.spec.model_dump(mode="json"), list(resolution), frames, fps, chunk]
     digest = hashlib.sha256(json.dumps(settings).encode())
@@ -174,7 +192,7 @@ def _write_part(
 
 
 def _consolidate(
-    model: Tokenizer, out: Path, resolution: tuple[int, int], parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
+    model: Tokenizer | VTok, out: Path, resolution: tuple[int, int], parts: list[tuple[dict[str, Any], dict[str, np.ndarray]]]
 ) -> dict[str, Any]:
     """Shards in file order from the parts, the index, then remove the parts and shards of an older index."""
     rows: dict[str, dict[str, np.ndarray]] = defaultdict(dict)  # shard → path → its row
@@ -190,18 +208,22 @@ def _consolidate(
     entries.sort(key=lambda entry: entry["path"])
     counters: dict[str, int] = defaultdict(int)
     files = []
+    layouts: dict[str, dict[str, Any]] = {}
     for entry in entries:
         shard = entry["shard"].removesuffix(".npy")
+        layouts[entry["shard"]] = model.layout(entry["frames"], *resolution).to_json()
         files.append({"path": entry["path"], "shard": entry["shard"], "row": counters[shard], "frames": entry["frames"]})
         counters[shard] += 1
     for shard, by_path in rows.items():
         write_npy(out / f"{shard}.npy", np.stack([by_path[path] for path in sorted(by_path)]))
+    first = next(iter(layouts.values()), None)
     stale = _indexed_shards(out) - {f"{shard}.npy" for shard in rows}
     index = {
-        "codebook_size": model.quantizer.codebook_size,
-        "kind": "codes" if model.quantizer.codebook_size is not None else "latents",
+        "codebook_size": first["segments"][0]["vocab_size"] if first else None,
+        "kind": first["kind"] if first else None,
         "resolution": list(resolution),
         "model": model.spec.model_dump(mode="json"),
+        "layouts": layouts,
         "files": files,
         "skipped": sorted(skipped, key=lambda entry: entry["path"]),
     }

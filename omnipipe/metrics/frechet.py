@@ -131,11 +131,41 @@ def frechet_distance_of(a: GaussianStats, b: GaussianStats) -> float:
     return float(max(diff @ diff + np.trace(ga.cov) + np.trace(gb.cov) - 2.0 * root_trace, 0.0))
 
 
-class PairedFeatures:
-    """Feature statistics of targets and of their reconstructions, and the Fréchet distance between them."""
+def frechet_distance_of_rows(
+    k_aa: np.ndarray, k_ab: np.ndarray, k_bb: np.ndarray, shift_a: np.ndarray, shift_b: np.ndarray, shift_sq: float
+) -> float:
+    """Fréchet distance between two equally large feature sets given only through inner products.
 
-    def __init__(self) -> None:
+    With rows ``aᵢ = xᵢ − s_x`` and ``bᵢ = yᵢ − s_y`` (n each): ``k_aa = A Aᵀ``, ``k_ab = A Bᵀ``,
+    ``k_bb = B Bᵀ`` (n × n), ``shift_a = A d``, ``shift_b = B d`` and ``shift_sq = |d|²`` for
+    ``d = s_x − s_y``. With the centring matrix H and Σ_x = Aᵀ H A / (n − 1), ``tr Σ_x = tr(H k_aa H) / (n − 1)``
+    and ``tr((Σ_x Σ_y)^½)`` is the sum of the singular values of ``H k_ab H / (n − 1)``: an n × n problem
+    whatever the feature size, which makes bootstrap resamples cheap.
+    """
+    n = k_aa.shape[0]
+
+    def centred(k: np.ndarray) -> np.ndarray:
+        return k - k.mean(axis=0, keepdims=True) - k.mean(axis=1, keepdims=True) + k.mean()
+
+    traces = (np.trace(centred(k_aa)) + np.trace(centred(k_bb))) / (n - 1)
+    root_trace = float(np.linalg.svd(centred(k_ab) / (n - 1), compute_uv=False).sum())
+    mean_sq = shift_sq + 2 * (shift_a.mean() - shift_b.mean()) + k_aa.mean() - 2 * k_ab.mean() + k_bb.mean()
+    return float(max(mean_sq + traces - 2 * root_trace, 0.0))
+
+
+class PairedFeatures:
+    """Feature statistics of targets and of their reconstructions, and the Fréchet distance between them.
+
+    ``cache_key`` names the feature network: metrics that share it (the tokenizers and the baseline
+    measured on one batch) compute the targets' features once, through ``EvalBatch.target_features``.
+    The rows each sample contributes are counted, so ``bootstrap`` resamples whole samples (all the
+    frames of a clip together).
+    """
+
+    def __init__(self, cache_key: str) -> None:
+        self.cache_key = cache_key
         self.targets, self.reconstructions = GaussianStats(), GaussianStats()
+        self.rows_per_sample: list[int] = []
 
     @property
     def count(self) -> int:
@@ -143,12 +173,32 @@ class PairedFeatures:
 
     def add(self, batch: EvalBatch, features: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Add ``features`` of the batch's targets and reconstructions (computed once when they are the same)."""
-        target = features(batch.target)
+        target = batch.target_features.get(self.cache_key)
+        if target is None:
+            target = batch.target_features[self.cache_key] = features(batch.target)
         self.targets.add(target)
         self.reconstructions.add(target if batch.reconstruction is batch.target else features(batch.reconstruction))
+        self.rows_per_sample += [target.shape[0] // batch.target.shape[0]] * batch.target.shape[0]
 
     def distance(self) -> float:
         return frechet_distance_of(self.targets, self.reconstructions)
+
+    def bootstrap(self, resamples: np.ndarray) -> np.ndarray | None:
+        """The distance for each row of sample indices ``resamples`` (R, n); None once the rows are no longer kept."""
+        a, b = self.targets, self.reconstructions
+        if a.rows is None or b.rows is None or a.shift is None or b.shift is None or a.count < 2:
+            return None
+        rows_a, rows_b = np.concatenate(a.rows), np.concatenate(b.rows)  # (N, D) each, around their shifts
+        d = a.shift - b.shift
+        k_aa, k_ab, k_bb = rows_a @ rows_a.T, rows_a @ rows_b.T, rows_b @ rows_b.T
+        along_a, along_b = rows_a @ d, rows_b @ d
+        starts = np.cumsum([0, *self.rows_per_sample])
+        values = []
+        for samples in resamples:
+            rows = np.concatenate([np.arange(starts[s], starts[s + 1]) for s in samples])
+            grid = np.ix_(rows, rows)
+            values.append(frechet_distance_of_rows(k_aa[grid], k_ab[grid], k_bb[grid], along_a[rows], along_b[rows], float(d @ d)))
+        return np.array(values)
 
 
 def frechet_distance_from_features(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:

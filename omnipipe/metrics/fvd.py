@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.frechet import PairedFeatures
-from omnipipe.metrics.i3d import I3DWeightsError, shared_i3d
+from omnipipe.metrics.i3d import DISTRIBUTION, I3DWeightsError, package_checkpoint, shared_i3d
+from omnipipe.metrics.packaged_weights import describe_file, distribution_version
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class FVD:
         except I3DWeightsError as error:
             raise MetricUnavailable(str(error)) from None
         self.key = "fvd_proxy" if self.is_proxy else "fvd"
-        self.pairs = PairedFeatures()
+        self.description = f"I3D Kinetics-400 logits (400-d; clips resized to 224² with TF1 bilinear, padded to 9 frames); weights: {_source(path, self.is_proxy)}"
+        self.pairs = PairedFeatures(f"fvd:{path}")
 
     @torch.no_grad()
     def features(self, clips: torch.Tensor) -> torch.Tensor:
@@ -67,3 +70,16 @@ class FVD:
         if self.pairs.count < 2:
             log.warning("fvd: %d clip seen; FVD needs at least 2", self.pairs.count)
         return {self.key: self.pairs.distance()}
+
+    def bootstrap(self, resamples: np.ndarray) -> dict[str, np.ndarray]:
+        """FVD of each resample of the clips (rows of clip indices), or ``{}`` when too many clips were kept."""
+        values = self.pairs.bootstrap(resamples) if self.pairs.count else None
+        return {} if values is None else {self.key: values}
+
+
+def _source(weights_path: str | None, is_proxy: bool) -> str:
+    """Where the I3D weights of a built metric came from (the package's file unless ``weights_path``)."""
+    if is_proxy:
+        return "random weights (seed 0): a proxy, not FVD"
+    path = Path(weights_path) if weights_path else package_checkpoint()
+    return describe_file(path) if weights_path else f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(path)}"

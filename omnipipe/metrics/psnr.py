@@ -30,6 +30,7 @@ class PSNR:
         model_config = ConfigDict(extra="forbid")
 
     per_sample_key = "psnr"
+    description = "no network: 10·log10(1 / MSE) on [0, 1] pixels per sample (clips: over all frames), mean over samples"
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params

@@ -51,6 +51,10 @@ class SSIM:
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         self.params = params
         self.values = RunningMean()
+        self.description = (
+            f"no network: SSIM on [0, 1] pixels, {params.window}×{params.window} Gaussian window (σ {params.sigma}), "
+            "per frame and channel, mean over samples"
+        )
 
     def update(self, batch: EvalBatch) -> torch.Tensor:
         return self.values.add(ssim(batch.reconstruction, batch.target, self.params.window, self.params.sigma))

@@ -13,9 +13,11 @@ from omnipipe.nn.quantizer_output import QuantizerOutput
 class DiagonalGaussian(nn.Module):
     """Project to mean and log-variance of ``latent_channels``; sample in training, the mean in evaluation.
 
-    Loss term ``kl`` = ``kl_weight`` · KL(q ‖ N(0, I)), summed over channels and averaged over latent
-    positions (``reduction: position_mean``) or summed over all latent elements and averaged over the
-    batch (``batch_mean``, the released OmniTokenizer's); ``stats["kl"]`` holds the unweighted value.
+    Loss term ``kl`` = ``kl_weight`` · KL(q ‖ N(0, I)) summed over every latent element (T'·H'·W'·C)
+    and averaged over the batch (``reduction: batch_mean``), as the OmniTokenizer reference (and LDM's
+    KL autoencoder) defines it, so its ``kl_weight`` (1e-6 there) means the same here; or summed over
+    channels and averaged over latent positions (``position_mean``). ``stats["kl"]`` holds the
+    unweighted value.
     """
 
     class Params(BaseModel):
@@ -24,8 +26,8 @@ class DiagonalGaussian(nn.Module):
         latent_channels: int = Field(default=8, gt=0, description="channels of the Gaussian latent")
         kl_weight: float = Field(default=1e-6, ge=0, description="weight inside the `kl` loss term")
         reduction: Literal["position_mean", "batch_mean"] = Field(
-            default="position_mean",
-            description="KL summed over channels and averaged over positions, or summed per sample and averaged over the batch",
+            default="batch_mean",
+            description="KL summed per sample and averaged over the batch (the reference's), or summed over channels and averaged over positions",
         )
 
     def __init__(self, params: Params, dim: int) -> None:
@@ -42,8 +44,8 @@ class DiagonalGaussian(nn.Module):
             logvar = logvar.clamp(-30.0, 20.0)
             latents = mean + (0.5 * logvar).exp() * torch.randn_like(mean) if self.training else mean
             kl = gaussian_kl(mean, logvar)
-            if self.params.reduction == "batch_mean":
-                kl = kl * (mean[..., 0].numel() / mean.shape[0])  # positions per sample
+            if self.params.reduction == "position_mean":
+                kl = kl / (mean[..., 0].numel() / mean.shape[0])  # positions per sample
             stats = {"kl": kl.detach(), "std": (0.5 * logvar).exp().mean().detach()}
             return QuantizerOutput(
                 self.proj_out(latents), None, {"kl": self.params.kl_weight * kl}, stats, latents=latents
@@ -56,5 +58,5 @@ class DiagonalGaussian(nn.Module):
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(logvar)) ‖ N(0, 1)) summed over the last dim, averaged over the rest."""
-    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum(-1).mean()
+    """KL(N(mean, exp(logvar)) ‖ N(0, 1)) of ``(B, …)`` latents: summed over all but the batch dim, averaged over the batch."""
+    return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).sum() / mean.shape[0]

@@ -161,7 +161,7 @@ class DecoderStream(_Stream):
 
 def streaming_chunk(model: Tokenizer, chunk: int | None = DEFAULT_CHUNK) -> int | None:
     """``chunk`` when ``model`` can stream (see ``check_streamable``), else None: whole clips."""
-    if chunk is None:
+    if chunk is None or not isinstance(model, Tokenizer):  # e.g. VTok
         return None
     try:
         check_streamable(model)
@@ -206,8 +206,27 @@ def stream_tokenize(
     """
     encoder = EncoderStream(model) if chunk is not None else None
     for pixels in aligned_chunks(pieces, tube_frames(model), chunk):
-        q = model.quantize(model.encode(pixels) if encoder is None else encoder.push(pixels))
-        yield q.codes if q.codes is not None else q.latents
+        if encoder is None:
+            yield model.tokenize(pixels)
+        else:
+            q = model.quantize(encoder.push(pixels))
+            yield q.codes if q.codes is not None else q.latents
+
+
+def tokenize_video(model: Tokenizer, pieces: Iterable[torch.Tensor], chunk: int | None = DEFAULT_CHUNK) -> tuple[object, int]:
+    """``model.tokenize`` of the video that ``pieces`` make up (cut to whole tubes), streamed ``chunk`` latent frames
+    at a time (None: in one call, for any tokenizer), and the number of frames it covers."""
+    read = 0
+
+    def counted() -> Iterator[torch.Tensor]:
+        nonlocal read
+        for piece in pieces:
+            read += piece.shape[2]
+            yield piece
+
+    parts = list(stream_tokenize(model, counted(), chunk))
+    tube = tube_frames(model)
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)), 1 + (read - 1) // tube * tube
 
 
 def stream_detokenize(model: Tokenizer, codes: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:

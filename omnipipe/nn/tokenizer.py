@@ -14,6 +14,7 @@ from torch import nn
 
 from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
+from omnipipe.generate.contract import TokenLayout
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.stack import Stack, init_weights
 from omnipipe.registry import Registry
@@ -89,6 +90,25 @@ class Tokenizer(nn.Module):
     def detokenize(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (or continuous latents) from ``tokenize`` → pixels (B, C, T, H, W), clamped to [-1, 1]."""
         return self.decode(self.quantizer.decode_codes(codes)).clamp(-1, 1)
+
+    def layout(self, frames: int, height: int, width: int, num_classes: int = 0) -> TokenLayout:
+        """How ``to_sequence`` lays out a clip of ``frames`` frames of ``height``×``width`` pixels: one grid (T', H', W')."""
+        grid = self.patchifier.latent_grid(frames, height, width)
+        size = self.quantizer.codebook_size
+        if size is not None:
+            return TokenLayout.grid_of("codes", grid, size, num_classes)
+        return TokenLayout.grid_of("latents", grid, self.quantizer.params.latent_channels, num_classes)
+
+    @staticmethod
+    def to_sequence(tokens: torch.Tensor) -> torch.Tensor:
+        """``tokenize``'s grid → one flat sequence (B, L) codes or (B, L, C) latents, raster order t → h → w."""
+        return tokens.flatten(1, 3)
+
+    @staticmethod
+    def from_sequence(sequence: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """The inverse of ``to_sequence`` for ``layout``: what ``detokenize`` takes."""
+        layout.check(sequence, "token sequence")
+        return layout.to_grid(sequence)
 
     def save(self, path: str | Path) -> None:
         """Write weights and the model spec (JSON metadata) to a safetensors file, atomically."""

@@ -31,8 +31,10 @@ class DataSpec(StrictModel):
         default=0.125, ge=0, le=1, description="stored this much larger than each resolution, for random crops"
     )
     val_fraction: Real = Field(default=0.1, ge=0, lt=1)
-    split_unit: Literal["file", "clip"] = Field(
-        default="file", description="what the split hashes: whole files (no leakage) or single clips (tiny data)"
+    split_unit: Literal["file", "timeline", "clip"] = Field(
+        default="file",
+        description="file: whole files; timeline: videos cut into train and val spans one clip apart; "
+        "clip: single clips (overlapping clips leak)",
     )
     files_per_shard: PositiveInt = Field(default=256, description="input files per unit of work and shard")
     max_upscale: Real = Field(

@@ -4,12 +4,13 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from omnipipe.spec.base import StrictModel
-from omnipipe.spec.component import GeneratorSpec
 from omnipipe.spec.data import DataSpec
 from omnipipe.spec.evaluate import EvaluateSpec
+from omnipipe.spec.generate import GenerateSpec
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.problems import SpecValueError
 from omnipipe.spec.train import TrainSpec
+from omnipipe.spec.vtok import VTokSpec
 
 
 class OutputsSpec(StrictModel):
@@ -28,7 +29,8 @@ class Experiment(StrictModel):
     model: ModelSpec
     train: TrainSpec
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
-    generators: dict[str, GeneratorSpec] = Field(default_factory=dict)
+    generate: GenerateSpec = Field(default_factory=GenerateSpec)
+    vtok: dict[str, VTokSpec] = Field(default_factory=dict, description="VTok tokenizers on trained stages (docs/vtok.md)")
 
     @model_validator(mode="after")
     def _stage_resolutions_are_prepared(self) -> Experiment:
@@ -44,10 +46,17 @@ class Experiment(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _evaluated_stage_exists(self) -> Experiment:
-        stage = self.evaluate.stage
-        if stage is not None and stage not in self.train.stages:
-            raise SpecValueError(
-                f"'{stage}' is not a training stage ({', '.join(self.train.stages)})", ("evaluate", "stage")
-            )
+    def _evaluated_stages_and_resolutions_exist(self) -> Experiment:
+        for index, stage in enumerate(self.evaluate.stages or []):
+            if stage not in self.train.stages:
+                raise SpecValueError(
+                    f"'{stage}' is not a training stage ({', '.join(self.train.stages)})", ("evaluate", "stages", index)
+                )
+        prepared = [tuple(r) for r in self.data.resolutions]
+        for index, resolution in enumerate(self.evaluate.resolutions or []):
+            if tuple(resolution) not in prepared:
+                raise SpecValueError(
+                    f"{list(resolution)} is not among data.resolutions {[list(r) for r in prepared]}",
+                    ("evaluate", "resolutions", index),
+                )
         return self

@@ -12,6 +12,8 @@ from omnipipe.registry import FORBIDDEN_KEYS, Registry
 from omnipipe.spec.bounded_yaml import MAX_BYTES, YamlError, line_of, read_yaml
 from omnipipe.spec.component import ComponentSpec, ParamsError
 from omnipipe.spec.experiment import Experiment
+from omnipipe.spec.generate import generation_problems
+from omnipipe.spec.vtok import vtok_problems
 from omnipipe.spec.problems import Loc, Problem, problems_from
 
 
@@ -54,6 +56,10 @@ def parse_spec(text: str, source: str = "<spec>", registry: Registry | None = No
             problems = list(resolve_components(spec, (), registry))
             if not problems:
                 problems = list(_patch_grid_fits_data(spec)) or list(_windows_fit_token_grid(spec))
+            if not problems:
+                problems = list(generation_problems(spec, registry))
+            if not problems:
+                problems = list(vtok_problems(spec))
     if problems:
         problems.sort(key=lambda problem: line_of(lines, problem.loc) or 0)
         raise SpecError("\n".join(_locate(source, lines, problem) for problem in problems))

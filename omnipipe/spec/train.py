@@ -26,17 +26,11 @@ class ScheduleSpec(StrictModel):
     min_lr_ratio: Real = Field(default=0.1, ge=0, le=1)
 
 
-class StageSpec(StrictModel):
-    """One training stage (one DVC stage): what data, how long, initialised from which stage."""
+class LoopSpec(StrictModel):
+    """How long and how any model is trained: what the shared training loop needs (tokenizer and generator stages)."""
 
-    data: Literal["images", "joint"]
     steps: PositiveInt
     batch_size: PositiveInt
-    resolutions: list[Resolution] | None = None
-    init_from: str | None = None
-    quantizer: QuantizerSpec | None = Field(
-        default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
-    )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     grad_clip: Real | None = Field(default=1.0, gt=0)
@@ -48,6 +42,19 @@ class StageSpec(StrictModel):
         default=None,
         description="every this many steps (and at the last), reconstruction PSNR/LPIPS of a fixed val batch "
         "per kind and resolution, and a picture of them, in the live log",
+    )
+
+
+class StageSpec(LoopSpec):
+    """One training stage (one DVC stage): what data, how long, initialised from which stage.
+
+    ``videos`` (video clips only) is for models that only make sense on clips (VTok)."""
+
+    data: Literal["images", "joint", "videos"]
+    resolutions: list[Resolution] | None = None
+    init_from: str | None = None
+    quantizer: QuantizerSpec | None = Field(
+        default=None, description="replaces the model's bottleneck from this stage on (VQ → KL fine-tuning)"
     )
 
 

@@ -69,3 +69,11 @@ def broadcast_from_main(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.broadcast(tensor, src=0)
     return tensor
+
+
+def sync_codebook(quantizer: torch.nn.Module) -> None:
+    """Make a quantizer with DDP hooks (``sync_fn``, ``broadcast_fn``; e.g. ``vq``) sum its statistics over ranks
+    and share rank 0's dead-code restarts, so its codebook stays identical on every rank."""
+    if hasattr(quantizer, "sync_fn"):
+        quantizer.sync_fn = all_reduce_sum
+        quantizer.broadcast_fn = broadcast_from_main

@@ -28,5 +28,5 @@ def initialise_from(model: Tokenizer, checkpoint: Path, *, inflate_temporal: boo
 
 
 def stage_is_video_start(previous_data: str, data: str) -> bool:
-    """The temporal patch weights are inflated when a joint stage follows an images-only one."""
-    return previous_data == "images" and data == "joint"
+    """The temporal patch weights are inflated when a stage with clips follows an images-only one."""
+    return previous_data == "images" and data != "images"

@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from omnipipe.errors import OmnipipeError
+from omnipipe.spec.train import LoopSpec
 from omnipipe.train.checkpoint import CheckpointStore
 from omnipipe.train.distributed import DistContext, init_distributed
 from omnipipe.train.ema import WeightEMA
@@ -83,6 +84,18 @@ class LoopSettings:
     device: str | None = None
     record_dir: Path | None = None
     fsdp: bool = False
+
+    @classmethod
+    def of(
+        cls, run: LoopSpec, name: str, *, checkpoints: Path, live_dir: Path, record_dir: Path | None, seed: int,
+        precision: Precision = "auto", device: str | None = None,
+    ) -> LoopSettings:  # fmt: skip
+        """The settings of a stage whose spec section is ``run`` (a tokenizer, VTok or generator stage)."""
+        return cls(
+            name=name, steps=run.steps, checkpoints=checkpoints, live_dir=live_dir, seed=seed, grad_accum=run.grad_accum,
+            grad_clip=run.grad_clip, ema_decay=run.ema_decay, checkpoint_every=run.checkpoint_every,
+            keep_last=run.keep_last, eval_every=run.eval_every, precision=precision, device=device, record_dir=record_dir,
+        )  # fmt: skip
 
 
 @dataclass

@@ -16,7 +16,7 @@ from omnipipe.registry import Registry
 from omnipipe.spec.experiment import Experiment
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.train import StageSpec
-from omnipipe.train.distributed import DistContext, all_reduce_sum, broadcast_from_main
+from omnipipe.train.distributed import DistContext, sync_codebook
 from omnipipe.train.initialise import initialise_from, stage_is_video_start
 from omnipipe.train.loop import TrainingError
 from omnipipe.train.objective import Objective
@@ -158,9 +158,7 @@ class TokenizerTask(TrainingTask):
 
     def join(self, ctx: DistContext) -> None:
         """Sum the VQ's EMA statistics over ranks and share rank 0's dead-code restarts: codebooks stay equal."""
-        if hasattr(self.model.quantizer, "sync_fn"):
-            self.model.quantizer.sync_fn = all_reduce_sum
-            self.model.quantizer.broadcast_fn = broadcast_from_main
+        sync_codebook(self.model.quantizer)
 
     def write_output(self, model: nn.Module) -> Path:
         path = StagePaths.of(self.spec, self.stage_name).model_file

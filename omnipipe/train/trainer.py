@@ -13,23 +13,10 @@ def stage_loop_settings(
     spec: Experiment, stage_name: str, *, precision: Precision = "auto", device: str | None = None
 ) -> LoopSettings:
     """The loop settings of a tokenizer stage of ``train.stages``."""
-    stage = spec.train.stages[stage_name]
     paths = StagePaths.of(spec, stage_name)
-    return LoopSettings(
-        name=stage_name,
-        steps=stage.steps,
-        checkpoints=paths.checkpoints,
-        live_dir=paths.live_dir,
-        seed=spec.seed,
-        grad_accum=stage.grad_accum,
-        grad_clip=stage.grad_clip,
-        ema_decay=stage.ema_decay,
-        checkpoint_every=stage.checkpoint_every,
-        keep_last=stage.keep_last,
-        eval_every=stage.eval_every,
-        record_dir=paths.out_dir,
-        precision=precision,
-        device=device,
+    return LoopSettings.of(
+        spec.train.stages[stage_name], stage_name, checkpoints=paths.checkpoints, live_dir=paths.live_dir,
+        record_dir=paths.out_dir, seed=spec.seed, precision=precision, device=device,
     )
 
 

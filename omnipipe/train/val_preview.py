@@ -23,6 +23,7 @@ from omnipipe.train.task import Evaluation
 METRIC_SAMPLES = 8  # per kind and resolution
 PICTURE_SAMPLES = 3
 PICTURE_SCALE = 3
+LPIPS_MIN_SIDE = 31  # AlexNet's smallest input (11×11/4 conv, two 3×3/2 max-pools): smaller frames get PSNR only
 
 
 def batch_key(pixels: torch.Tensor) -> str:
@@ -81,7 +82,7 @@ class ReconstructionPreview:
         for key, target in self.batches.items():
             reconstruction = model(target).reconstruction.float()  # (B, C, T, H, W)
             scalars[f"val_by_batch/{key}/psnr"] = float(psnr(reconstruction, target).mean())
-            if self.lpips is not None:
+            if self.lpips is not None and min(target.shape[-2:]) >= LPIPS_MIN_SIDE:
                 scalars[f"val_by_batch/{key}/lpips"] = float(self.lpips(reconstruction.clamp(-1, 1), target))
             rows += [samples_row(target[:PICTURE_SAMPLES]), samples_row(reconstruction[:PICTURE_SAMPLES])]
         for metric in ("psnr", "lpips"):

@@ -1,0 +1,1 @@
+"""Generation metrics: samples judged against the real data (``metric`` components with ``role = "generation"``)."""
