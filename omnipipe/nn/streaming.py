@@ -30,7 +30,7 @@ from omnipipe.nn.stream_state import BlockState, ConvState, KVCache, StackState
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.spec.model import StackSpec
 
-DEFAULT_CHUNK = 4  # latent frames per chunk: the first chunk of a 4-frame-tube model is a 17-frame clip
+DEFAULT_CHUNK = 4  # latent frames per chunk: with 4-frame tubes the first chunk is 13 frames, the next ones 16
 
 
 class StreamingError(OmnipipeError):
