@@ -114,6 +114,23 @@ def test_a_rerun_keeps_finished_chunks_and_a_changed_setting_reencodes(encoded_s
     spec.generate.tokens["digits"].flip = True
 
 
+def test_long_clips_stream_through_the_tokenizer_to_the_same_codes(encoded_spec) -> None:  # noqa: ANN001
+    from omnipipe.spec.generate import TokenDatasetSpec
+
+    spec, model = encoded_spec
+    spec.generate.tokens["moving"] = TokenDatasetSpec(tokenizer="joint", kind="video", stream_chunk=1, chunk_clips=64)
+    try:
+        data = encode_tokens(spec, "moving", get_registry(), device="cpu", progress=False)
+    finally:
+        del spec.generate.tokens["moving"]
+    pool = PreparedIndex.load(spec.data.prepared_dir).pool("train", "video", (32, 32))
+    part = data.split("train")
+    pixels = to_pixels(crop_clips(pool.read(part.clips), (32, 32), None))
+    assert pixels.shape[2] > 1  # at least two latent frames: streamed as chunks of one
+    with torch.inference_mode():
+        assert torch.equal(part.tokens(np.arange(len(part))), model.eval().tokenize(pixels).flatten(1))
+
+
 def test_class_patterns_that_match_nothing_name_the_entry() -> None:
     with pytest.raises(DataError, match=r"generate\.tokens\.x: no prepared class matches \['cat-\*'\] \(classes: a, b\)"):
         select_classes(["a", "b"], ["cat-*"], "generate.tokens.x")

@@ -111,3 +111,27 @@ def test_an_unconditional_generator_trains_on_unlabelled_tokens(tmp_path: Path) 
     batch = next(task.batches(0))
     assert batch.tokens.shape == (4, 9) and bool((batch.labels == -1).all())
     assert TokenDataset.load(GenerationPaths.of(spec).tokens("digits")).split("train").labels.min() == -1
+
+
+def test_fsdp_trains_the_generator_that_ddp_trains(tmp_path: Path) -> None:
+    """The same two ranks, batches and random streams (the loss draws class dropout): only the sharding differs."""
+    import os
+    import subprocess
+    import sys
+
+    labels = {"train": np.arange(40) % 3, "val": np.arange(9) % 3}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    outputs, said = {}, {}
+    for fsdp in (False, True):
+        spec = _spec(tmp_path / str(fsdp), train={"steps": 4, "batch_size": 4, "checkpoint_every": 2, "eval_every": 2, "fsdp": fsdp})
+        write_tokens(GenerationPaths.of(spec).tokens("digits"), labels)
+        spec_file = tmp_path / str(fsdp) / "spec.yaml"
+        spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True)))
+        run = subprocess.run([*launch, "-m", "omnipipe.cli", "train-generator", "--spec", str(spec_file), "--generator", "g", "--device", "cpu"],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        outputs[fsdp], said[fsdp] = load_file(str(GenerationPaths.of(spec).model_file("g"))), run.stdout
+    assert "model sharded over 2 ranks (FSDP2)" in said[True] and "replicas identical across 2 ranks" in said[False]
+    assert outputs[False].keys() == outputs[True].keys()
+    for key in outputs[False]:  # gradients reduce-scattered instead of all-reduced: the same sums
+        assert torch.allclose(outputs[False][key], outputs[True][key], rtol=1e-5, atol=1e-6), (key, (outputs[False][key] - outputs[True][key]).abs().max())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +101,15 @@ def test_an_interrupted_tokenize_resumes_where_it_stopped(
         write_video(folder / f"clip{number}.mp4", moving_shapes(24, 16, 16, seed=number), fps=24)
     model = Tokenizer.from_checkpoint(checkpoint)
     straight = tokenize_folder(model, folder, tmp_path / "straight", (16, 16), 5, 8.0, "cpu", progress=False)
-    real_read, calls = token_shards.read_media, []
+    real_read, calls = token_shards.read_media_pieces, []
 
-    def killed_at_the_fourth(path: Path, *args: object) -> torch.Tensor:
+    def killed_at_the_fourth(path: Path, *args: object, **kwargs: object) -> tuple[str, Iterator[torch.Tensor]]:
         calls.append(path.name)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real_read(path, *args)
+        return real_read(path, *args, **kwargs)
 
-    monkeypatch.setattr(token_shards, "read_media", killed_at_the_fourth)
+    monkeypatch.setattr(token_shards, "read_media_pieces", killed_at_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         tokenize_folder(model, folder, tmp_path / "t", (16, 16), 5, 8.0, "cpu", flush_every=2, progress=False)
     assert sorted(p.name for p in (tmp_path / "t/parts").iterdir()) == ["part-00000.npz"]  # clips 0 and 1
@@ -122,7 +123,7 @@ def test_an_interrupted_tokenize_resumes_where_it_stopped(
         calls.clear()
         tokenize_folder(model, folder, tmp_path / "u", (16, 16), 5, 8.0, "cpu", flush_every=2, progress=False)
     write_video(folder / "clip0.mp4", moving_shapes(24, 16, 16, seed=9), fps=24)
-    monkeypatch.setattr(token_shards, "read_media", real_read)
+    monkeypatch.setattr(token_shards, "read_media_pieces", real_read)
     changed = tokenize_folder(model, folder, tmp_path / "u", (16, 16), 5, 8.0, "cpu", flush_every=2, progress=False)
     fresh = tokenize_folder(model, folder, tmp_path / "v", (16, 16), 5, 8.0, "cpu", progress=False)
     assert changed == fresh
@@ -205,3 +206,73 @@ def test_tokenize_deletes_only_its_own_files(tmp_path: Path, checkpoint: Path) -
     assert main(["tokenize", "--checkpoint", str(checkpoint), "--input", str(folder), "--out", str(out),
                  "--resolution", "32x32", "--frames", "5"]) == 2  # fmt: skip
     assert not (out / "video-2x4x4.npy").exists()  # listed by the previous index, replaced by nothing
+
+
+def test_all_frames_of_a_long_video_stream_to_the_whole_clip_codes(checkpoint: Path, tmp_path: Path) -> None:
+    from omnipipe.evaluate.media_input import read_video_pieces
+
+    write_video(tmp_path / "media/long.mp4", moving_shapes(40, 16, 16, seed=3), fps=8)  # 40 frames: 37 = 1 + 9·4 used
+    model = Tokenizer.from_checkpoint(checkpoint)
+    indexes = {
+        chunk: tokenize_folder(model, tmp_path / "media", tmp_path / f"t{chunk}", (16, 16), None, 8.0, "cpu", progress=False, chunk=chunk)
+        for chunk in (1, 3, None)
+    }  # fmt: skip
+    assert [entry["frames"] for entry in indexes[1]["files"]] == [37] and indexes[1] == indexes[None] == indexes[3]
+    whole = torch.cat(list(read_video_pieces(tmp_path / "media/long.mp4", (16, 16), None, 8.0, at_least=5)), dim=2)
+    assert whole.shape[2] == 40
+    with torch.inference_mode():
+        expected = model.tokenize(whole[:, :, :37])[0].numpy()
+    for chunk in (1, 3, None):
+        np.testing.assert_array_equal(np.load(tmp_path / f"t{chunk}/video-10x4x4.npy")[0], expected)
+
+
+def test_reconstruct_streams_all_frames_with_the_whole_clip_psnr(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import av
+
+    write_video(tmp_path / "long.mp4", moving_shapes(30, 16, 16, seed=4), fps=8)  # 29 = 1 + 7·4 frames used
+    reports = {}
+    for chunk in ("1", "0"):
+        out = tmp_path / f"r{chunk}"
+        assert main(["reconstruct", "--checkpoint", str(checkpoint), str(tmp_path / "long.mp4"), "--out", str(out),
+                     "--resolution", "16x16", "--frames", "all", "--chunk", chunk]) == 0  # fmt: skip
+        reports[chunk] = json.loads((out / "reconstruct_report.json").read_text())["files"][0]
+        with av.open(str(out / "long.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 29
+    assert reports["1"]["frames"] == reports["0"]["frames"] == 29
+    assert reports["1"]["psnr"] == pytest.approx(reports["0"]["psnr"], abs=1e-4)
+    assert "(29 frames, 16×16)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [(["--frames", "many"], "--frames many: expected a number of frames or 'all'"),
+     (["--chunk", "-1"], "--chunk -1: expected a number of latent frames, or 0 for whole clips")],
+)  # fmt: skip
+def test_bad_streaming_options_are_one_line(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], error: str
+) -> None:
+    args = ["tokenize", "--checkpoint", str(checkpoint), "--input", str(tmp_path), "--out", str(tmp_path / "t"), *options]
+    assert main(args) == 2
+    assert capsys.readouterr().err == f"omnipipe: error: {error}\n"
+
+
+def test_two_ranks_share_the_files_and_write_what_one_process_writes(checkpoint: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    for number in range(5):
+        write_video(tmp_path / f"media/clip{number}.mp4", moving_shapes(48, 16, 16, seed=number), fps=24)
+    (tmp_path / "media/bad.png").write_bytes(b"not a picture")
+    tokenize = ["tokenize", "--checkpoint", str(checkpoint), "--input", str(tmp_path / "media"), "--resolution", "16x16",
+                "--frames", "9", "--out"]  # fmt: skip
+    assert main([*tokenize, str(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = subprocess.run([*launch, "-m", "omnipipe.cli", *tokenize, str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (tmp_path / "one/index.json").read_bytes() == (tmp_path / "two/index.json").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["index.json", "video-3x4x4.npy"]
+    np.testing.assert_array_equal(np.load(tmp_path / "one/video-3x4x4.npy"), np.load(tmp_path / "two/video-3x4x4.npy"))

@@ -98,6 +98,34 @@ def _resampled(container: av.container.InputContainer, fps: float) -> Iterator[a
         shown, shown_time = frame, time
 
 
+def _rgb_frames(container: av.container.InputContainer, fps: float, fit: HW) -> Iterator[np.ndarray]:
+    """The frames (h, w, 3) of an open video resampled to ``fps``, each shrunk to cover ``fit`` (a repeat is converted once)."""
+    if not container.streams.video:
+        raise DecodeError("no video stream")
+    previous, rgb = None, None
+    for frame in _resampled(container, fps):
+        if frame is not previous:
+            height, width = shrink_size(frame.height, frame.width, fit)
+            rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+            previous = frame
+        yield rgb
+
+
+def video_frames(path: Path, fps: float, fit: HW) -> Iterator[np.ndarray]:
+    """Every frame (h, w, 3) of a video resampled to ``fps`` and shrunk to cover ``fit``, decoded as they are taken.
+
+    For videos too long to hold: memory stays that of a frame. Raises DecodeError when decoding fails,
+    also part-way (the frames before were already yielded).
+    """
+    try:
+        with av.open(str(path)) as container:
+            yield from _rgb_frames(container, fps, fit)
+    except DecodeError:
+        raise
+    except Exception as error:  # noqa: BLE001 - as in read_video_clips
+        raise DecodeError(f"undecodable video: {str(error).strip() or type(error).__name__}") from None
+
+
 def read_video_clips(path: Path, sampling: ClipSampling, fit: HW, max_clips: int | None = None) -> list[np.ndarray]:
     """Clips (T, h, w, 3) of a video resampled to ``sampling.fps``; frames are shrunk to cover ``fit``.
 
@@ -109,14 +137,7 @@ def read_video_clips(path: Path, sampling: ClipSampling, fit: HW, max_clips: int
     resampled = 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise DecodeError("no video stream")
-            previous, rgb = None, None
-            for frame in _resampled(container, sampling.fps):
-                if frame is not previous:
-                    height, width = shrink_size(frame.height, frame.width, fit)
-                    rgb = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
-                    previous = frame
+            for rgb in _rgb_frames(container, sampling.fps, fit):
                 window.append(rgb)
                 resampled += 1
                 start = resampled - sampling.frames

@@ -8,7 +8,8 @@
 ```
 A killed run keeps its parts: the next run with the same tokenizer and settings skips the files
 they hold (unless a file changed since: its part is redone). The shards and the index are written at
-the end; then the parts are removed.
+the end; then the parts are removed. Under torchrun the ranks share the files and each writes its
+own parts.
 """
 from __future__ import annotations
 
@@ -23,15 +24,18 @@ from typing import IO, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from omnipipe.atomic import atomic_write, write_json, write_npy
 from omnipipe.data.folders import scan_folder
-from omnipipe.evaluate.media_input import SkippedMedia, read_media
+from omnipipe.evaluate.media_input import SkippedMedia, read_media_pieces
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.nn.errors import InputShapeError
+from omnipipe.nn.streaming import DEFAULT_CHUNK, streaming_chunk, tokenize_video, tube_frames
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.storage import storage_errors
+from omnipipe.train.distributed import DistContext
 from omnipipe.vtok.model import VTok
 
 INDEX_FILE = "index.json"
@@ -45,47 +49,62 @@ def tokenize_folder(
     folder: Path,
     out: Path,
     resolution: tuple[int, int],
-    frames: int,
+    frames: int | None,
     fps: float,
     device: str,
     on_skip: Callable[[str, str], None] = lambda path, reason: None,
     flush_every: int = 256,
     progress: bool = True,
+    chunk: int | None = DEFAULT_CHUNK,
+    ctx: DistContext | None = None,
 ) -> dict[str, Any]:
     """Write ``out/<kind>-<layout>.npy`` shards (one row per file) and ``out/index.json``; return the index.
 
-    A file that cannot be read is skipped: ``on_skip(path, reason)`` is called and the index lists it.
+    A video gives its first ``frames`` frames (every frame when None), decoded piece by piece and
+    encoded ``chunk`` latent frames at a time when the model can stream (``omnipipe.nn.streaming``;
+    None: as one whole clip), so its length does not decide the memory. A file that cannot be read
+    is skipped: ``on_skip(path, reason)`` is called and the index lists it. Under torchrun (``ctx``
+    with several ranks) rank r takes the files r, r + N, … of those left to do and writes its own
+    parts; rank 0 then writes the shards and the index.
     A one-segment layout (a plain tokenizer) is stored as its grid ``(T', H', W')``, e.g. ``video-2x8x8``; a
     layout of several segments (VTok: key frame + residual tokens) as flat sequences, e.g.
     ``video-1x8x8+4x1x1``. ``index.json`` records each shard's layout (``TokenLayout.to_json``).
     """
-    fingerprint = _fingerprint(model, resolution, frames, fps)
-    parts = _finished_parts(out, fingerprint, folder)
-    numbers = itertools.count(1 + max((int(p.stem.split("-")[1]) for p in _part_files(out)), default=-1))
+    chunk = streaming_chunk(model, chunk)
+    rank, world = (0, 1) if ctx is None else (ctx.rank, ctx.world_size)
+    fingerprint = _fingerprint(model, resolution, frames, fps, chunk)
+    tube = tube_frames(model)
+    parts = _finished_parts(out, fingerprint, folder, delete=rank == 0)
+    _barrier(world)  # stale parts are gone before anyone numbers new ones
+    first = 1 + max((int(p.stem.split("-")[1]) for p in _part_files(out)), default=-1)
+    _barrier(world)  # … and everyone has numbered before anyone writes
+    numbers = itertools.count(first + rank, world)
     done = {entry["path"] for meta, _ in parts for entry in meta["files"] + meta["skipped"]}
     candidates = [item for item in scan_folder(str(folder), ("image", "video"), False, None) if item.kind or item.problem]
+    mine = [item for item in candidates if item.key not in done][rank::world]
     pending = {"files": [], "skipped": []}
     arrays: dict[str, list[np.ndarray]] = defaultdict(list)
-    for item in tqdm([i for i in candidates if i.key not in done], desc="tokenize", unit="file", disable=not progress):
+    for item in tqdm(mine, desc="tokenize", unit="file", disable=not progress or rank != 0):
         try:
             if item.problem is not None:
                 raise SkippedMedia(item.path, item.problem)
-            pixels = read_media(item.path, resolution, frames, fps).to(device)
+            kind, pieces = read_media_pieces(item.path, resolution, frames, fps, at_least=1 + tube)
+            try:
+                with torch.inference_mode():
+                    tokens, count = tokenize_video(model, (p.to(device) for p in pieces), chunk if kind == "video" else None)
+                    tokens = model.to_sequence(tokens).cpu()
+            except InputShapeError as error:
+                raise InputShapeError(f"{item.path}: {error}") from None
         except SkippedMedia as skipped:
             on_skip(item.key, skipped.reason)
             pending["skipped"].append({"path": item.key, "reason": skipped.reason, "state": _state(item.path)})
         else:
-            layout = model.layout(pixels.shape[2], *resolution)
-            try:
-                with torch.inference_mode():
-                    tokens = model.to_sequence(model.tokenize(pixels)).cpu()
-            except InputShapeError as error:
-                raise InputShapeError(f"{item.path}: {error}") from None
+            layout = model.layout(count, *resolution)
             if len(layout.segments) == 1:
                 tokens = layout.to_grid(tokens)
             array = tokens[0].numpy().astype(np.int32 if not tokens.is_floating_point() else np.float32)
-            shard = shard_name(pixels.shape[2], layout)
-            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": pixels.shape[2],
+            shard = shard_name(count, layout)
+            pending["files"].append({"path": item.key, "shard": f"{shard}.npy", "frames": count,
                                      "state": _state(item.path)})  # fmt: skip
             arrays[shard].append(array)
         if len(pending["files"]) + len(pending["skipped"]) >= flush_every:
@@ -93,7 +112,18 @@ def tokenize_folder(
             pending, arrays = {"files": [], "skipped": []}, defaultdict(list)
     if pending["files"] or pending["skipped"]:
         parts.append(_write_part(out, next(numbers), fingerprint, pending, arrays))
-    return _consolidate(model, out, resolution, parts)
+    if world == 1:
+        return _consolidate(model, out, resolution, parts)
+    _barrier(world)
+    if rank == 0:
+        _consolidate(model, out, resolution, _finished_parts(out, fingerprint, folder, delete=False))
+    _barrier(world)
+    return json.loads((out / INDEX_FILE).read_text(encoding="utf-8"))
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
 
 
 def shard_name(frames: int, layout: TokenLayout) -> str:
@@ -102,9 +132,10 @@ def shard_name(frames: int, layout: TokenLayout) -> str:
     return f"{'image' if frames == 1 else 'video'}-{grids}"
 
 
-def _fingerprint(model: Tokenizer, resolution: tuple[int, int], frames: int, fps: float) -> str:
+def _fingerprint(model: Tokenizer | VTok, resolution: tuple[int, int], frames: int | None, fps: float, chunk: int | None) -> str:
     """What decides the tokens: the model (spec and weights) and the input settings."""
-    digest = hashlib.sha256(json.dumps([model.spec.model_dump(mode="json"), list(resolution), frames, fps]).encode())
+    settings = [model.spec.model_dump(mode="json"), list(resolution), frames, fps, chunk]
+    digest = hashlib.sha256(json.dumps(settings).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
@@ -125,8 +156,10 @@ def _state(path: Path) -> list[int] | None:
     return [info.st_size, info.st_mtime_ns]
 
 
-def _finished_parts(out: Path, fingerprint: str, folder: Path) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """The parts of an earlier run with the same fingerprint whose files did not change; others are deleted."""
+def _finished_parts(
+    out: Path, fingerprint: str, folder: Path, delete: bool = True
+) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """The parts written with the same fingerprint whose files did not change since; others are deleted (if ``delete``)."""
     parts = []
     for path in _part_files(out):
         try:
@@ -139,7 +172,7 @@ def _finished_parts(out: Path, fingerprint: str, folder: Path) -> list[tuple[dic
             entry["state"] == _state(folder / entry["path"]) for entry in meta["files"] + meta["skipped"]
         ):
             parts.append((meta, arrays))
-        else:
+        elif delete:
             with storage_errors(path):
                 path.unlink()
     return parts

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,13 @@ def write_grid(path: Path, rows: list[np.ndarray], scale: int = 4, gap: int = 2)
     write_png(path, grid_picture(rows, gap), scale)
 
 
-def write_clip(path: Path, frames: np.ndarray, fps: int, scale: int = 4) -> None:
-    """A side-by-side clip ``(T, H, W, 3)`` as mp4, enlarged ``scale`` times (even sides for H.264)."""
-    big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-    big = big[:, : big.shape[1] // 2 * 2, : big.shape[2] // 2 * 2]
-    write_video(path, big, fps=fps)
+def write_clip(path: Path, frames: Iterable[np.ndarray], fps: int, scale: int = 4) -> None:
+    """A side-by-side clip — uint8 frames (H, W, 3): a ``(T, H, W, 3)`` array or any iterable, encoded as they come —
+    as mp4, enlarged ``scale`` times (even sides for H.264)."""
+
+    def enlarged() -> Iterator[np.ndarray]:
+        for frame in frames:
+            big = frame.repeat(scale, axis=0).repeat(scale, axis=1)
+            yield big[: big.shape[0] // 2 * 2, : big.shape[1] // 2 * 2]
+
+    write_video(path, enlarged(), fps=fps)

@@ -1,7 +1,8 @@
 """``omnipipe encode-tokens``: a trained tokenizer over the prepared train/val clips → a token dataset.
 
 Clips are selected by kind, resolution and class patterns, centre-cropped as the val loader does, and
-encoded in chunks of ``chunk_clips``. A chunk writes its arrays, then its manifest (with a
+encoded in chunks of ``chunk_clips`` (clips longer than ``stream_chunk`` latent frames are streamed
+through the tokenizer that many at a time: ``omnipipe.nn.streaming``). A chunk writes its arrays, then its manifest (with a
 fingerprint of the tokenizer file, the prepared index, the dataset's settings and the code); a
 re-run keeps every chunk whose manifest matches, so an interrupted encode finishes the job. Under
 torchrun rank r encodes chunks r, r + N, …; rank 0 then writes ``index.json`` and removes what no
@@ -29,6 +30,7 @@ from omnipipe.data.split import SPLITS
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.generate.paths import GenerationPaths
 from omnipipe.generate.token_dataset import CHUNKS_DIR, FORMAT, INDEX_FILE, TokenDataset, chunk_path, manifest_path
+from omnipipe.nn.streaming import streaming_chunk, tokenize_video, tube_frames
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.vtok.model import VTok, load_tokenizer
 from omnipipe.registry import Registry
@@ -90,7 +92,7 @@ def encode_tokens(
               disable=not (progress and ctx.is_main)) as bar:  # fmt: skip
         for split, number, pool, chosen, labels, flip in todo:
             _encode_chunk(model, out, split, number, pool, chosen, labels, flip, resolution, settings.batch_size,
-                          fingerprint, ctx.device, bar)  # fmt: skip
+                          fingerprint, ctx.device, bar, streaming_chunk(model, settings.stream_chunk))  # fmt: skip
     if ctx.world_size > 1:
         dist.barrier()
     if ctx.is_main:
@@ -108,6 +110,7 @@ def encode_tokens(
 def _encode_chunk(
     model: Tokenizer | VTok, out: Path, split: str, number: int, pool: Any, chosen: np.ndarray, labels: np.ndarray,
     flip: bool, resolution: tuple[int, int], batch_size: int, fingerprint: str, device: torch.device, bar: tqdm,
+    stream_chunk: int | None,
 ) -> None:  # fmt: skip
     rows: list[np.ndarray] = []
     layout: dict[str, Any] = {}
@@ -117,7 +120,7 @@ def _encode_chunk(
         versions = [pixels, pixels.flip(-1)] if flip else [pixels]
         layout = model.layout(pixels.shape[2], *resolution).to_json()
         with torch.inference_mode():
-            encoded = [model.to_sequence(model.tokenize(version)) for version in versions]  # (b, L) or (b, L, C)
+            encoded = [model.to_sequence(_tokenize(model, version, stream_chunk)) for version in versions]  # (b, L) or (b, L, C)
         rows += [e.cpu().numpy() for e in encoded]
         bar.update(len(indices))
     tokens = np.concatenate(rows[0::2] + rows[1::2] if flip else rows)  # originals first, then flipped copies
@@ -133,6 +136,13 @@ def _encode_chunk(
     manifest = {"fingerprint": fingerprint, "count": len(tokens), "layout": layout,
                 **{name: chunk_path(split, number, name) for name in arrays}}  # fmt: skip
     write_json(out / manifest_path(split, number), manifest)
+
+
+def _tokenize(model: Tokenizer | VTok, pixels: torch.Tensor, chunk: int | None) -> Any:
+    """``model.tokenize(pixels)``; clips longer than ``chunk`` latent frames are streamed that many at a time."""
+    if chunk is None or pixels.shape[2] <= 1 + (chunk - 1) * tube_frames(model):
+        return model.tokenize(pixels)
+    return tokenize_video(model, [pixels], chunk)[0]
 
 
 def _finished(out: Path, split: str, number: int, fingerprint: str) -> dict[str, Any] | None:

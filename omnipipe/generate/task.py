@@ -6,6 +6,7 @@ against the shards before any work, one line per mismatch.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,10 +70,11 @@ def generator_loop_settings(
     spec: Experiment, name: str, *, precision: Precision = "auto", device: str | None = None
 ) -> LoopSettings:
     train, paths = spec.generate.generators[name].train, GenerationPaths.of(spec)
-    return LoopSettings.of(
+    settings = LoopSettings.of(
         train, name, checkpoints=paths.checkpoints(name), live_dir=paths.live_dir(name), record_dir=paths.generator(name),
         seed=spec.seed, precision=precision, device=device,
     )
+    return dataclasses.replace(settings, fsdp=train.fsdp)
 
 
 class GeneratorTask(TrainingTask):
@@ -93,6 +95,11 @@ class GeneratorTask(TrainingTask):
             fit(split.tokens(np.arange(start, min(start + rows, len(split)))) for start in range(0, len(split), rows))
         self.optimizer = make_optimizer(entry.train.optimizer, self.model.parameters())
         self.scheduler = make_scheduler(self.optimizer, entry.train.schedule, entry.train.steps)
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """Every block of the model's ``blocks`` lists (the transformer's layers), each sharded on its own."""
+        lists = [module for name, module in self.model.named_modules() if name.split(".")[-1] == "blocks"]
+        return [block for blocks in lists if isinstance(blocks, nn.ModuleList) for block in blocks]
 
     def settings(self) -> dict[str, Any]:
         entry = self.entry

@@ -8,10 +8,19 @@ from omnipipe.metrics.base import EvalBatch
 from omnipipe.metrics.running import RunningMean
 
 
+def squared_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-element squared error on pixels mapped to [0, 1], in float64; the reconstruction is clamped to [-1, 1]."""
+    return ((reconstruction.clamp(-1, 1) - target) / 2).double().square()
+
+
+def psnr_of_mse(error: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of a mean squared error on [0, 1] pixels (floored at 1e-12: 120 dB)."""
+    return (-10 * torch.log10(error.clamp_min(1e-12))).float()
+
+
 def psnr(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR (B,) of ``(B, C, T, H, W)`` tensors in [-1, 1]; the reconstruction is clamped to that range."""
-    error = ((reconstruction.clamp(-1, 1) - target) / 2).double().square().flatten(1).mean(dim=1)  # (B,) MSE in [0, 1]²
-    return (-10 * torch.log10(error.clamp_min(1e-12))).float()
+    return psnr_of_mse(squared_error(reconstruction, target).flatten(1).mean(dim=1))  # (B,) MSE in [0, 1]²
 
 
 class PSNR:

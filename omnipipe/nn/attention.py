@@ -17,6 +17,7 @@ from torch import nn
 
 from omnipipe.nn.position_conv import ConvPositionEncoding, PegKind, PegOrder
 from omnipipe.nn.rope import apply_rope
+from omnipipe.nn.stream_state import ConvState
 
 
 class AttentionOptions(BaseModel):
@@ -63,12 +64,18 @@ class Attention(nn.Module):
         self.peg = None if options.peg == "none" else ConvPositionEncoding(dim, options.peg, peg_order)
         self.kv_from_block_input = not options.kv_prenorm  # the block then passes its raw input as ``kv_input``
 
-    def encode_position(self, x: torch.Tensor) -> torch.Tensor:
-        """The block input with the conv position encoding added (unchanged without ``peg``); (B, T, H, W, D)."""
-        return x if self.peg is None else x + self.peg(x)
+    def encode_position(self, x: torch.Tensor, state: ConvState | None = None) -> torch.Tensor:
+        """The block input with the conv position encoding added (unchanged without ``peg``); (B, T, H, W, D).
 
-    def angles(self, t: int, h: int, w: int, device: torch.device) -> torch.Tensor | None:
-        """RoPE angles broadcastable to (T, H, W, heads, head_dim // 2), or None for no rotation."""
+        ``state``: the frames continue a stream (see ``ConvPositionEncoding``).
+        """
+        return x if self.peg is None else x + self.peg(x, state)
+
+    def angles(self, t: int, h: int, w: int, device: torch.device, start: int = 0) -> torch.Tensor | None:
+        """RoPE angles broadcastable to (T, H, W, heads, head_dim // 2), or None for no rotation.
+
+        ``start``: the index of the first of the ``t`` frames (frames after the first chunk of a stream).
+        """
         raise NotImplementedError
 
     def rotate(self, x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
@@ -80,11 +87,12 @@ class Attention(nn.Module):
         raise NotImplementedError
 
     def project(
-        self, x: torch.Tensor, kv_input: torch.Tensor | None = None
+        self, x: torch.Tensor, kv_input: torch.Tensor | None = None, start: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q, k (rotated, then cosine-normalised if set) and v, each (B, T, H, W, heads, head_dim).
 
-        k and v come from ``kv_input`` (B, T, H, W, D) when given, q always from ``x``.
+        k and v come from ``kv_input`` (B, T, H, W, D) when given, q always from ``x``; ``start``: the
+        index of the first frame (see ``angles``).
         """
         if kv_input is None:
             q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).unbind(-3)
@@ -94,7 +102,7 @@ class Attention(nn.Module):
             kv = F.linear(kv_input, weight[self.dim :], None if bias is None else bias[self.dim :])
             q = q.unflatten(-1, (self.num_heads, self.head_dim))
             k, v = kv.unflatten(-1, (2, self.num_heads, self.head_dim)).unbind(-3)
-        angles = self.angles(*x.shape[1:4], device=x.device)
+        angles = self.angles(*x.shape[1:4], device=x.device, start=start)
         if angles is not None:
             q, k = self.rotate(q, angles), self.rotate(k, angles)
         if self.cosine:

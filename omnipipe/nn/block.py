@@ -6,6 +6,7 @@ from torch import nn
 
 from omnipipe.nn.mlp import Mlp, MlpKind
 from omnipipe.nn.norm import NormKind, make_norm
+from omnipipe.nn.stream_state import BlockState
 
 
 class Block(nn.Module):
@@ -14,7 +15,8 @@ class Block(nn.Module):
     An attention kind with an ``encode_position(x)`` method (e.g. a conv position encoding) gets to
     change the block input first; one with ``kv_from_block_input`` set gets the un-normalised input
     as ``kv_input`` for its keys and values. ``mlp_norm`` (default: ``norm``), ``norm_eps``, ``mlp_bias`` and
-    ``mlp_hidden`` are the released OmniTokenizer's variations.
+    ``mlp_hidden`` are the released OmniTokenizer's variations. With a ``BlockState`` the frames continue a
+    stream: the conv position encoding and a cached attention read the state (``omnipipe.nn.streaming``).
     """
 
     def __init__(
@@ -39,11 +41,14 @@ class Block(nn.Module):
         self.has_position_encoding = hasattr(attention, "encode_position")
         self.kv_from_block_input = bool(getattr(attention, "kv_from_block_input", False))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: BlockState | None = None) -> torch.Tensor:
+        """(B, T, H, W, D) → same."""
+        conv = None if state is None else state.conv
         if self.has_position_encoding:
-            x = self.attn.encode_position(x)
+            x = self.attn.encode_position(x) if conv is None else self.attn.encode_position(x, conv)
+        cache = {} if state is None or state.kv is None else {"cache": state.kv}
         if self.kv_from_block_input:
-            x = x + self.drop(self.attn(self.norm1(x), kv_input=x))
+            x = x + self.drop(self.attn(self.norm1(x), kv_input=x, **cache))
         else:
-            x = x + self.drop(self.attn(self.norm1(x)))
+            x = x + self.drop(self.attn(self.norm1(x), **cache))
         return x + self.drop(self.mlp(self.norm2(x)))

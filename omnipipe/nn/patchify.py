@@ -92,21 +92,28 @@ class OmniPatchifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pixels (B, C, T, H, W) → tokens (B, T', H', W', dim)."""
         self.check(x)
-        p, pt = self.params.patch_size, self.params.temporal_patch_size
+        p = self.params.patch_size
         first = rearrange(x[:, :, :1], "b c 1 (h p1) (w p2) -> b 1 h w (c p1 p2)", p1=p, p2=p)
         tokens = [self.norm_first_out(self.embed_first(self.norm_first_in(first)))]  # (B, 1, H', W', D)
         if x.shape[2] > 1:
-            rest = rearrange(x[:, :, 1:], "b c (t q) (h p1) (w p2) -> b t h w (c q p1 p2)", q=pt, p1=p, p2=p)
-            tokens.append(self.norm_rest_out(self.embed_rest(self.norm_rest_in(rest))))  # (B, k, H', W', D)
+            tokens.append(self.embed_tubes(x[:, :, 1:]))  # (B, k, H', W', D)
         return torch.cat(tokens, dim=1)
+
+    def embed_tubes(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames that follow a video's first frame (B, C, k·pt, H, W) → their tubes' tokens (B, k, H', W', dim)."""
+        p, pt = self.params.patch_size, self.params.temporal_patch_size
+        rest = rearrange(x, "b c (t q) (h p1) (w p2) -> b t h w (c q p1 p2)", q=pt, p1=p, p2=p)
+        return self.norm_rest_out(self.embed_rest(self.norm_rest_in(rest)))
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
         """Decoder tokens (B, T', H', W', out_dim) → pixels (B, C, T, H, W)."""
-        p, pt, c = self.params.patch_size, self.params.temporal_patch_size, self.in_channels
+        p, c = self.params.patch_size, self.in_channels
         first = rearrange(self.head_first(tokens[:, :1]), "b 1 h w (c p1 p2) -> b c 1 (h p1) (w p2)", c=c, p1=p, p2=p)
         if tokens.shape[1] == 1:
             return first
-        rest = rearrange(
-            self.head_rest(tokens[:, 1:]), "b t h w (c q p1 p2) -> b c (t q) (h p1) (w p2)", c=c, q=pt, p1=p, p2=p
-        )
-        return torch.cat([first, rest], dim=2)
+        return torch.cat([first, self.unpatchify_tubes(tokens[:, 1:])], dim=2)
+
+    def unpatchify_tubes(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens of latent frames after the first (B, k, H', W', out_dim) → their pixels (B, C, k·pt, H, W)."""
+        p, pt, c = self.params.patch_size, self.params.temporal_patch_size, self.in_channels
+        return rearrange(self.head_rest(tokens), "b t h w (c q p1 p2) -> b c (t q) (h p1) (w p2)", c=c, q=pt, p1=p, p2=p)

@@ -14,9 +14,9 @@ def rope_angles(positions: torch.Tensor, channels: int, base: float = 10000.0) -
     return positions.to(torch.float64)[..., None] * freqs
 
 
-def temporal_angles(t: int, head_dim: int, device: torch.device) -> torch.Tensor:
-    """Angles (T, head_dim // 2) rotating every channel pair by the frame index."""
-    return rope_angles(torch.arange(t, device=device), head_dim)
+def temporal_angles(t: int, head_dim: int, device: torch.device, start: int = 0) -> torch.Tensor:
+    """Angles (T, head_dim // 2) rotating every channel pair by the frame index (``start`` … ``start + t − 1``)."""
+    return rope_angles(torch.arange(start, start + t, device=device), head_dim)
 
 
 def spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch.Tensor:

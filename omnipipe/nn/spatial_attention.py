@@ -33,7 +33,9 @@ class _SpatialAttention(Attention):
         if params.rope != "none" and self.head_dim % 4:
             raise ValueError(f"spatial RoPE needs head_dim divisible by 4, got {self.head_dim}")
 
-    def angles(self, t: int, h: int, w: int, device: torch.device) -> torch.Tensor | None:
+    per_frame = True  # frames never meet: a video can be encoded chunk by chunk without any cache
+
+    def angles(self, t: int, h: int, w: int, device: torch.device, start: int = 0) -> torch.Tensor | None:
         if self.params.rope == "none":
             return None
         make = interleaved_spatial_angles if self.params.rope == "interleaved" else spatial_angles

@@ -6,6 +6,7 @@ from torch import nn
 
 from omnipipe.nn.block import Block
 from omnipipe.nn.norm import make_norm
+from omnipipe.nn.stream_state import StackState
 from omnipipe.registry import Registry
 from omnipipe.spec.model import StackSpec
 
@@ -56,10 +57,10 @@ class Stack(nn.Module):
         self.norm = make_norm(spec.norm, spec.width, spec.norm_eps)
         init_weights(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T', H', W', width) → same shape."""
+    def forward(self, x: torch.Tensor, state: StackState | None = None) -> torch.Tensor:
+        """(B, T', H', W', width) → same shape; with ``state`` the frames continue a stream (``omnipipe.nn.streaming``)."""
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block(x) if state is None else block(x, state.blocks[i])
             if i + 1 == self.first_group_size:
                 x = self.group_norm(x)
         return self.norm(x)

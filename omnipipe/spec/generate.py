@@ -47,6 +47,11 @@ class TokenDatasetSpec(StrictModel):
     flip: bool = Field(default=False, description="train split: also encode each clip flipped left-right")
     batch_size: PositiveInt = Field(default=32, description="clips per tokenizer forward pass")
     chunk_clips: PositiveInt = Field(default=1024, description="clips per shard (the unit of resume and of ranks)")
+    stream_chunk: PositiveInt | None = Field(
+        default=8,
+        description="clips longer than this many latent frames are encoded this many at a time (omnipipe.nn.streaming: "
+        "the same codes, memory bounded by the chunk) when the tokenizer is causal in time; null: whole clips",
+    )
 
 
 class GeneratorTrainSpec(LoopSpec):
@@ -55,6 +60,11 @@ class GeneratorTrainSpec(LoopSpec):
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(lr=3e-4, betas=(0.9, 0.95), weight_decay=0.05))
     eval_every: PositiveInt | None = Field(default=None, description="val loss (and bits/token) every N steps")
     eval_batches: PositiveInt = Field(default=4, description="val batches per evaluation")
+    fsdp: bool = Field(
+        default=False,
+        description="shard the generator, its gradients and optimizer state over the torchrun ranks with FSDP2 "
+        "(each transformer block a unit) instead of replicating it with DDP; checkpoints are then sharded",
+    )
 
 
 class SampleSpec(StrictModel):

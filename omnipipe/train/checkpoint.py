@@ -74,36 +74,51 @@ class CheckpointStore:
 
         A failed write (disk full, read-only folder) leaves no partial folder behind and raises one line.
         """
+        tmp = self.begin(step)
+        try:
+            for name, module in modules.items():
+                save_model(module, str(tmp / f"{name}.safetensors"))
+        except (OSError, RuntimeError, SafetensorError) as error:  # torch and safetensors wrap I/O errors
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise self.write_error(error) from None
+        return self.publish(tmp, step, state)
+
+    def begin(self, step: int) -> Path:
+        """A fresh hidden folder to write the checkpoint of ``step`` into (then ``publish`` it)."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             for stale in self.root.glob(".partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)  # left by a run killed while writing
-            tmp = Path(tempfile.mkdtemp(prefix=f".partial-{step:06d}-", dir=self.root))
+            return Path(tempfile.mkdtemp(prefix=f".partial-{step:06d}-", dir=self.root))
         except OSError as error:
-            raise self._write_error(error) from None
+            raise self.write_error(error) from None
+
+    def publish(self, tmp: Path, step: int, state: dict[str, Any]) -> Path:
+        """Add the trainer state and the checksums of every file (sub-folders too) to ``tmp``, flush it to disk,
+        rename it to the step's folder and prune beyond ``keep_last``; on failure remove ``tmp`` and raise one line."""
         try:
-            for name, module in modules.items():
-                save_model(module, str(tmp / f"{name}.safetensors"))
             torch.save({**state, "step": step}, tmp / TRAINER_STATE)
-            checksums = {file.name: file_sha256(file) for file in sorted(tmp.iterdir())}
+            files = sorted(p for p in tmp.rglob("*") if p.is_file())
+            checksums = {file.relative_to(tmp).as_posix(): file_sha256(file) for file in files}
             (tmp / CHECKSUMS).write_text(json.dumps(checksums, indent=1))
-            for file in tmp.iterdir():
+            for file in [*files, tmp / CHECKSUMS]:
                 with open(file, "rb") as handle:
                     os.fsync(handle.fileno())
-            fsync_dir(tmp)
+            for folder in sorted({file.parent for file in files} | {tmp}, reverse=True):
+                fsync_dir(folder)
             target = self.path(step)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)
             fsync_dir(self.root)
-        except (OSError, RuntimeError, SafetensorError) as error:  # torch and safetensors wrap I/O errors
+        except (OSError, RuntimeError) as error:  # torch wraps I/O errors
             shutil.rmtree(tmp, ignore_errors=True)
-            raise self._write_error(error) from None
+            raise self.write_error(error) from None
         for old in self.steps()[: -self.keep_last]:
             shutil.rmtree(self.path(old), ignore_errors=True)
         return target
 
-    def _write_error(self, error: Exception) -> CheckpointError:
+    def write_error(self, error: Exception) -> CheckpointError:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         return CheckpointError(f"{self.root}: cannot write a checkpoint ({reason}); {self.storage_advice()}")
 

@@ -14,9 +14,10 @@ import torch
 class WeightEMA:
     """Keeps ``shadow = decay * shadow + (1 - decay) * live`` for every parameter and float buffer after each step."""
 
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+    def __init__(self, model: torch.nn.Module, decay: float, shadow: torch.nn.Module | None = None) -> None:
+        """``shadow``: the averaged copy to keep (e.g. one holding a sharded model's slices); a deep copy of ``model`` by default."""
         self.decay = decay
-        self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+        self.shadow = (shadow if shadow is not None else copy.deepcopy(model)).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:

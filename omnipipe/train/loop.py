@@ -5,7 +5,9 @@ the fingerprint matches, then per step: ``grad_accum`` micro-batches (DDP's ``no
 the last) under autocast, a non-finite-loss guard, gradient clipping, the optimizer and schedule
 step, the weight EMA, the task's ``after_update``, the live log, periodic evaluation and checkpoints
 (rank 0 writes; every rank's RNG streams are saved). At the end the ranks' replicas are compared and
-rank 0 writes the output (the EMA model when there is one).
+rank 0 writes the output (the EMA model when there is one). With ``fsdp`` the model is sharded with
+FSDP2 instead of replicated (``omnipipe.train.sharding``) and checkpoints are sharded
+(``omnipipe.train.sharded_checkpoint``); they resume on any number of ranks.
 """
 from __future__ import annotations
 
@@ -23,6 +25,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -36,6 +45,8 @@ from omnipipe.train.live import LiveLog
 from omnipipe.train.precision import Precision, autocast, grad_scaler, resolve_precision
 from omnipipe.train.record import write_record
 from omnipipe.train.seed import rng_state, seed_everything, set_rng_state
+from omnipipe.train.sharded_checkpoint import load_sharded, save_sharded
+from omnipipe.train.sharding import gathered, module_with, shard, skeleton_of
 from omnipipe.train.task import TrainingTask
 
 
@@ -54,6 +65,8 @@ class LoopSettings:
     ``precision``: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32``, ``bf16`` or ``fp16``
     (autocast with loss scaling). ``device``: e.g. ``cpu``, ``cuda`` (None: CUDA when available).
     ``record_dir``: where the stage's record for DVC goes at the end (``omnipipe.train.record``; None: none).
+    ``fsdp``: shard the model, its gradients and optimizer state over the ranks with FSDP2 instead of DDP
+    (``task.fsdp_units()``), with sharded checkpoints (Distributed Checkpoint) in one process too.
     """
 
     name: str
@@ -70,6 +83,7 @@ class LoopSettings:
     precision: Precision = "auto"
     device: str | None = None
     record_dir: Path | None = None
+    fsdp: bool = False
 
     @classmethod
     def of(
@@ -140,14 +154,23 @@ def _run(
     if ctx.world_size > 1:
         task.join(ctx)
     precision = resolve_precision(settings.precision, ctx.device)
+    if settings.fsdp and precision == "fp16":
+        raise TrainingError(f"stage '{settings.name}': fsdp trains in fp32 or bf16, not fp16 (its loss scaling is not supported)")
+    sharded = settings.fsdp and ctx.world_size > 1
+    skeleton = skeleton_of(model) if sharded else None
+    if sharded:
+        shard(model, task.fsdp_units(), task.optimizer)
     scaler = grad_scaler(precision, ctx.device)
-    ema = WeightEMA(model, settings.ema_decay) if settings.ema_decay is not None else None
+    ema = None
+    if settings.ema_decay is not None:
+        shadow = module_with(skeleton, {k: v.detach().clone() for k, v in model.state_dict().items()}) if sharded else None
+        ema = WeightEMA(model, settings.ema_decay, shadow)
     modules: dict[str, nn.Module] = {"model": model, **task.extra_modules()}
     if ema is not None:
         modules["ema"] = ema.shadow
     states: dict[str, Any] = {"optimizer": task.optimizer, "scheduler": task.scheduler, "scaler": scaler}
     states = {name: value for name, value in {**states, **task.extra_states()}.items() if value is not None}
-    run_id = run_fingerprint({"task": task.settings(), "precision": precision}, task.inputs())
+    run_id = run_fingerprint({"task": task.settings(), "precision": precision, **({"fsdp": True} if settings.fsdp else {})}, task.inputs())
     print_fn = tqdm.write if ctx.is_main else (lambda _: None)
 
     step, consumed = 0, 0
@@ -155,10 +178,22 @@ def _run(
     if latest is None:
         if ctx.is_main:
             store.clear()
+    elif settings.fsdp:
+        saved = store.load(latest, _replicated(modules), verified=True)  # _resume_point verified it
+        tensors = _sharded_tensors(modules, task.optimizer)
+        load_sharded(latest, tensors)
+        set_model_state_dict(model, tensors["model"])
+        set_optimizer_state_dict(model, task.optimizer, tensors["optimizer"])
+        if ema is not None:
+            ema.shadow.load_state_dict(tensors["ema"])
+        for name, value in states.items():
+            if name != "optimizer":
+                value.load_state_dict(saved[name])
     else:
         saved = store.load(latest, modules, verified=True)  # _resume_point verified it
         for name, value in states.items():
             value.load_state_dict(saved[name])
+    if latest is not None:
         set_rng_state(saved["rng"][ctx.rank] if ctx.rank < len(saved["rng"]) else saved["rng"][0])
         step, consumed = saved["step"], saved["batches_consumed"]
         print_fn(f"resuming stage '{settings.name}' at step {step} from {latest}")
@@ -166,7 +201,7 @@ def _run(
     # Buffers are not broadcast: tasks keep them equal across ranks themselves (e.g. a synced codebook).
     net: nn.Module = (
         DistributedDataParallel(model, broadcast_buffers=False, find_unused_parameters=task.find_unused_parameters)
-        if ctx.world_size > 1
+        if ctx.world_size > 1 and not sharded
         else model
     )
     live = LiveLog(settings.live_dir, resume=latest is not None) if ctx.is_main else None
@@ -186,7 +221,9 @@ def _run(
                 consumed += 1
                 data_wait += time.perf_counter() - fetched
                 sync = micro == settings.grad_accum - 1 or ctx.world_size == 1
-                with (nullcontext() if sync else net.no_sync()), autocast(precision, ctx.device):
+                if sharded:
+                    model.set_requires_gradient_sync(sync)  # FSDP2's no_sync
+                with (nullcontext() if sync or sharded else net.no_sync()), autocast(precision, ctx.device):
                     step_loss = task.loss(net, batch, step)
                     total = sum(step_loss.terms.values())
                 if not torch.isfinite(total):
@@ -203,7 +240,8 @@ def _run(
             logged = {key: sums[key] / counts[key] for key in sums}
             if settings.grad_clip is not None:
                 scaler.unscale_(task.optimizer)
-                logged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
+                norm = torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                logged["grad_norm"] = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
             scaler.step(task.optimizer)
             scaler.update()
             if task.scheduler is not None:
@@ -217,7 +255,8 @@ def _run(
             logged["time/step_s"] = time.perf_counter() - step_started
             logged["time/data_wait_s"] = data_wait
             if settings.eval_every is not None and (step % settings.eval_every == 0 or step == settings.steps):
-                evaluated = _evaluate(task, ema.shadow if ema is not None else model, step) if ctx.is_main else None
+                whole = _whole(ema.shadow if ema is not None else model, skeleton, ctx)
+                evaluated = _evaluate(task, whole, step) if ctx.is_main else None
                 if evaluated is not None:
                     logged.update(evaluated.scalars)
                     if live is not None:
@@ -228,13 +267,17 @@ def _run(
             if live is not None:
                 live.log(step, logged)
             if step % settings.checkpoint_every == 0 or step == settings.steps:
-                _save_checkpoint(store, step, modules, states, consumed, run_id, ctx)
-    _check_replicas(model, ctx)
-    if ctx.world_size > 1:
-        print_fn(f"replicas identical across {ctx.world_size} ranks (weights and codebook)")
+                _save_checkpoint(store, step, modules, states, consumed, run_id, ctx, settings.fsdp)
+    if sharded:
+        print_fn(f"model sharded over {ctx.world_size} ranks (FSDP2)")
+    else:
+        _check_replicas(model, ctx)
+        if ctx.world_size > 1:
+            print_fn(f"replicas identical across {ctx.world_size} ranks (weights and codebook)")
     result = LoopResult(None, step, last, time.perf_counter() - started)
+    final = _whole(ema.shadow if ema is not None else model, skeleton, ctx)
     if ctx.is_main:
-        result.output = task.write_output(ema.shadow if ema is not None else model)
+        result.output = task.write_output(final)
         if live is not None:
             live.close()
         if settings.record_dir is not None:
@@ -307,6 +350,27 @@ def _evaluate(task: TrainingTask, model: nn.Module, step: int) -> Any:
         set_rng_state(saved)
 
 
+def _whole(module: nn.Module, skeleton: nn.Module | None, ctx: DistContext) -> nn.Module | None:
+    """``module`` itself, or — sharded (``skeleton`` given) — a whole copy on rank 0 (None elsewhere); every rank calls it."""
+    if skeleton is None:
+        return module
+    tensors = gathered(module, keep=ctx.is_main)
+    return module_with(skeleton, tensors) if tensors is not None else None
+
+
+def _replicated(modules: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """The modules a sharded checkpoint keeps whole (the task's extra modules): all but the model and its EMA."""
+    return {name: module for name, module in modules.items() if name not in ("model", "ema")}
+
+
+def _sharded_tensors(modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """What Distributed Checkpoint saves and loads: the model's and its optimizer's state by parameter name, and the EMA's."""
+    tensors = {"model": get_model_state_dict(modules["model"]), "optimizer": get_optimizer_state_dict(modules["model"], optimizer)}
+    if "ema" in modules:
+        tensors["ema"] = modules["ema"].state_dict()
+    return tensors
+
+
 def _save_checkpoint(
     store: CheckpointStore,
     step: int,
@@ -315,12 +379,19 @@ def _save_checkpoint(
     consumed: int,
     fingerprint: str,
     ctx: DistContext,
+    fsdp: bool = False,
 ) -> None:
-    """Rank 0 writes; every rank's RNG streams are gathered so each resumes its own."""
+    """Rank 0 writes (with ``fsdp`` every rank writes its shards); every rank's RNG streams are gathered so each
+    resumes its own."""
     streams = [rng_state()]
     if ctx.world_size > 1:
         streams = [None] * ctx.world_size
         dist.all_gather_object(streams, rng_state())
+    if fsdp:
+        kept = {name: value.state_dict() for name, value in states.items() if name != "optimizer"}
+        trainer = {**kept, "rng": streams, "batches_consumed": consumed, "fingerprint": fingerprint}
+        save_sharded(store, step, _sharded_tensors(modules, states["optimizer"]), _replicated(modules), trainer, ctx)
+        return
     if ctx.is_main:
         saved = {name: value.state_dict() for name, value in states.items()}
         store.save(step, modules, {**saved, "rng": streams, "batches_consumed": consumed, "fingerprint": fingerprint})

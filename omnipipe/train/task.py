@@ -1,7 +1,7 @@
 """The contract between the generic training loop and what it trains (a tokenizer, a generator, …).
 
 The loop (``omnipipe.train.loop.run_training``) owns everything that is the same for every model:
-seeding, DDP wrapping, gradient accumulation, clipping, autocast, EMA, the learning-rate schedule,
+seeding, DDP wrapping or FSDP2 sharding, gradient accumulation, clipping, autocast, EMA, the learning-rate schedule,
 the non-finite-loss guard, checkpoints and resume, dvclive and the progress bar. A task owns the rest:
 what the model is, what it reads, how a batch becomes a loss, and how the result is written.
 """
@@ -47,7 +47,7 @@ class TrainingTask(ABC):
 
     Attributes the task sets in its ``__init__``:
 
-    model: the trained network, already on ``ctx.device``. The loop wraps it in DDP, clips its
+    model: the trained network, already on ``ctx.device``. The loop wraps it in DDP (or shards it), clips its
         gradients, keeps its EMA, checkpoints it as ``model`` and passes it (or its EMA) to
         ``write_output``.
     optimizer: updates ``model``; the loop zeroes it, steps it once per ``grad_accum`` micro-batches and
@@ -102,8 +102,13 @@ class TrainingTask(ABC):
         """Other objects with ``state_dict``/``load_state_dict`` to checkpoint by name (e.g. a second optimizer)."""
         return {}
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """Submodules of ``model`` FSDP2 shards as units of their own (e.g. the transformer blocks), when the stage
+        asks for FSDP; the rest of ``model`` is one more unit. None listed: the whole model is one unit."""
+        return []
+
     def join(self, ctx: DistContext) -> None:
-        """Called once before DDP wrapping in a multi-process run (e.g. sync a codebook's statistics)."""
+        """Called once before DDP wrapping or sharding in a multi-process run (e.g. sync a codebook's statistics)."""
 
     @abstractmethod
     def write_output(self, model: nn.Module) -> Path:

@@ -1,0 +1,125 @@
+"""How close the paper-scale tokenizer runs to this CPU's fp32 matmul peak, and where the rest of the time goes.
+
+    python benchmarks/peak.py [--frames 17] [--side 256] [--repeats 3] [--compile] [--out F]
+
+Cases, fp32 on CPU with the paper configuration of ``benchmarks/tokenizer.py`` (51 M parameters):
+encode+decode of one ``--frames``×side² clip and of one side² image (no_grad), and one training
+step (forward, L1 on the reconstruction plus the bottleneck's loss terms, backward) of one side² image.
+FLOPs from ``measure.count_flops`` (attention counted, causal pairs only); the peak is the better of
+two measurements of a 2048² fp32 matmul (before and after the cases) with the same threads. With
+``--compile`` each case also runs through ``torch.compile`` (inductor), its outputs compared with eager.
+The profile groups each case's self CPU time per operator: matmul (mm, addmm, bmm), attention (the
+SDPA kernels), conv, and the rest, whose largest operators are listed: what keeps the share below peak.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from measure import best_time, count_flops
+from tokenizer import CONFIGS, build, matmul_peak
+from torch.profiler import ProfilerActivity, profile
+
+from omnipipe.nn.components import register
+from omnipipe.nn.tokenizer import Tokenizer
+from omnipipe.registry import Registry
+
+GROUPS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_flash_attention_for_cpu_backward"),
+    "conv": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward", "aten::slow_conv3d_forward"),
+}
+
+
+def cases(model: Tokenizer, frames: int, side: int) -> dict[str, Callable[[], torch.Tensor]]:
+    """The measured calls, each returning a tensor to compare (eager vs compiled)."""
+    clip = torch.rand(1, 3, frames, side, side, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    image = clip[:, :, :1].clone()
+
+    def reconstruct(x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            with torch.no_grad():  # not inference_mode: torch.compile cannot trace its inference tensors
+                return model.decode(model.quantize(model.encode(x)).z_q)
+
+        return run
+
+    def train_step() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        out = model(image)
+        loss = (out.reconstruction - image).abs().mean() + sum(out.quantizer.losses.values())
+        loss.backward()
+        return loss.detach()
+
+    return {f"encode+decode 1×{frames}×{side}²": reconstruct(clip), f"encode+decode 1×1×{side}²": reconstruct(image),
+            f"train step 1×1×{side}²": train_step}  # fmt: skip
+
+
+def breakdown(fn: Callable[[], Any]) -> dict[str, Any]:
+    """Self CPU time of one call per group, and the largest operators outside the groups."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    groups: dict[str, float] = defaultdict(float)
+    others: dict[str, float] = defaultdict(float)
+    for event in prof.key_averages():
+        group = next((name for name, ops in GROUPS.items() if event.key in ops), "other")
+        groups[group] += event.self_cpu_time_total / 1e6
+        if group == "other":
+            others[event.key] += event.self_cpu_time_total / 1e6
+    total = sum(groups.values())
+    top = sorted(others.items(), key=lambda item: -item[1])[:8]
+    return {"shares": {name: seconds / total for name, seconds in groups.items()}, "profiled_s": total,
+            "top_other": [{"op": op, "share": seconds / total} for op, seconds in top]}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--side", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/peak.json"))
+    args = parser.parse_args()
+    registry = Registry()
+    register(registry)
+    cpu = torch.device("cpu")
+    before = matmul_peak(cpu, torch.float32)
+    model = build(CONFIGS["paper"], registry, cpu)
+    rows = []
+    for name, run in cases(model, args.frames, args.side).items():
+        model.train(name.startswith("train"))
+        flops = count_flops(run)
+        row = {"case": name, "flops": flops, "eager_s": best_time(run, cpu, args.repeats), **breakdown(run)}
+        if args.compile:
+            compiled = torch.compile(run)
+            row["compiled_max_abs_diff"] = float((compiled() - run()).abs().max())
+            row["compiled_s"] = best_time(compiled, cpu, args.repeats)
+        rows.append(row)
+        print(f"measured {name}", flush=True)
+    peak = max(before, matmul_peak(cpu, torch.float32))
+    print(f"paper config, fp32, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.0f} GFLOP/s")
+    print(f"{'case':<26} {'GFLOP':>7} {'eager s':>8} {'% peak':>7}" + (f" {'compiled s':>10} {'% peak':>7}" if args.compile else "")
+          + f"  {'matmul':>6} {'attn':>5} {'conv':>5} {'other':>6}")  # fmt: skip
+    for row in rows:
+        row["eager_peak_share"] = row["flops"] / row["eager_s"] / peak
+        line = f"{row['case']:<26} {row['flops'] / 1e9:>7.1f} {row['eager_s']:>8.2f} {100 * row['eager_peak_share']:>6.0f}%"
+        if args.compile:
+            row["compiled_peak_share"] = row["flops"] / row["compiled_s"] / peak
+            line += f" {row['compiled_s']:>10.2f} {100 * row['compiled_peak_share']:>6.0f}%"
+        shares = row["shares"]
+        print(line + "  " + " ".join(f"{100 * shares.get(g, 0.0):>5.0f}%" for g in ("matmul", "attention", "conv", "other")))
+        print("    largest other ops: " + ", ".join(f"{o['op'].removeprefix('aten::')} {100 * o['share']:.1f}%" for o in row["top_other"][:6]))
+    result = {"machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+              "matmul_peak_flop_per_s": peak, "rows": rows}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
