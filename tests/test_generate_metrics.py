@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,10 +51,11 @@ class _Identity(_FrechetMetric):
         return True
 
 
-def test_frechet_metric_compares_each_version_with_the_real_set() -> None:
+def test_frechet_metric_compares_each_version_with_the_real_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMNIPIPE_CACHE", str(tmp_path))  # features go through the on-disk cache
     rng = np.random.default_rng(0)
     real, near, far = rng.normal(size=(50, 3)), rng.normal(size=(40, 3)), rng.normal(3.0, 1.0, size=(40, 3))
-    metric = _Identity(lambda x: x.reshape(len(x), -1).double(), is_proxy=True)
+    metric = _Identity(lambda x: x.reshape(len(x), -1).double(), is_proxy=True, network="identity")
     for name, values in (("near", near), ("far", far)):
         for part in np.array_split(values, 3):
             metric.update_generated(name, torch.from_numpy(part), torch.zeros(len(part)))

@@ -1,4 +1,5 @@
-"""The README's main job: `dvc repro` of the tiny pipeline, end to end, with fewer steps."""
+"""The README's main job: `dvc repro` of the tiny pipeline, end to end, with fewer steps; then the extended
+pipeline (`dvc repro pipelines/extended/dvc.yaml`) on top of it."""
 from __future__ import annotations
 
 import json
@@ -37,8 +38,11 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
         generator["train"].update(steps=4, checkpoint_every=2)
         generator["sample"].update(per_class=1, count=2)
         generator["evaluate"] = {"real_clips": 4}
+    for entry in spec["vtok"].values():
+        entry["train"].update(steps=4, checkpoint_every=2)
     spec["generate"]["evaluate"]["metrics"] = [{"type": "class_consistency"}, {"type": "gfid"}]
-    (work / "pipelines").mkdir()
+    (work / "pipelines" / "extended").mkdir(parents=True)
+    shutil.copy(REPO / "pipelines" / "extended" / "dvc.yaml", work / "pipelines" / "extended")
     (work / "pipelines" / "tiny.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
@@ -46,6 +50,8 @@ def test_dvc_repro_runs_the_tiny_pipeline(tmp_path: Path) -> None:
     _run(["git", "add", "-A"], work)  # a clone has commits; dvclive fails in a repository without any
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "pipeline"], work)
     _run(["dvc", "repro"], work)
+    assert not (work / "outputs/tiny/generators/ar").exists()  # the extended pipeline is opt-in
+    _run(["dvc", "repro", "pipelines/extended/dvc.yaml"], work)
     metrics = json.loads((work / "outputs/tiny/evaluate/report.json").read_text())
     assert list(metrics["stages"]) == ["joint", "kl_finetune"]  # the VQ and the KL tokenizer in one report
     groups = metrics["samples"]

@@ -3,7 +3,9 @@
 gFID uses the FID Inception of ``omnipipe.metrics.fid`` (every image and every frame of a clip is one
 image); gFVD the Kinetics-400 I3D of ``omnipipe.metrics.fvd`` (clips only). The real statistics are
 those of the val split; both are defined on samples and reference sets of the sizes stated next to
-them in ``metrics.json``, so compare numbers only at equal counts.
+them in ``metrics.json``, so compare numbers only at equal counts. Features go through the on-disk
+cache of ``omnipipe.metrics.feature_cache``: generators that share a token dataset share its real
+clips (and the independent-token baseline's samples), which are then run through the network once.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 from pydantic import Field
 
 from omnipipe.generate.metrics.base import GenerationMetric
+from omnipipe.metrics.feature_cache import cached_features
 from omnipipe.metrics.fid import FID
 from omnipipe.metrics.frechet import GaussianStats, frechet_distance_of
 from omnipipe.metrics.fvd import FVD
@@ -24,8 +27,9 @@ class _FrechetMetric(GenerationMetric):
 
     key: str
 
-    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], is_proxy: bool) -> None:
-        self.features = features
+    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], is_proxy: bool, network: str) -> None:
+        """``network``: what computes ``features`` (its weights included), the identity of the cached results."""
+        self.features = cached_features(f"{self.key}: {network}", features)
         self.name = f"{self.key}_proxy" if is_proxy else self.key
         self.real = GaussianStats()
         self.generated: dict[str, GaussianStats] = defaultdict(GaussianStats)
@@ -59,7 +63,7 @@ class GenerationFID(_FrechetMetric):
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         network = FID(FID.Params(**params.model_dump(exclude={"frames_of_clips"})), allow_proxy, device)
         self.images_only = not params.frames_of_clips
-        super().__init__(network.features, network.is_proxy)
+        super().__init__(network.features, network.is_proxy, f"{network.description} on {network.device}")
 
     def _wanted(self, pixels: torch.Tensor) -> bool:
         return pixels.shape[2] == 1 or not self.images_only
@@ -78,4 +82,4 @@ class GenerationFVD(_FrechetMetric):
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         network = FVD(FVD.Params(**params.model_dump()), allow_proxy, device)
-        super().__init__(network.features, network.is_proxy)
+        super().__init__(network.features, network.is_proxy, f"{network.description} on {network.device}")
