@@ -31,6 +31,7 @@ from omnipipe.atomic import atomic_write, write_json, write_npy
 from omnipipe.data.folders import scan_folder
 from omnipipe.evaluate.media_input import SkippedMedia, read_media_pieces
 from omnipipe.generate.contract import TokenLayout
+from omnipipe.hashing import tensor_bytes
 from omnipipe.nn.errors import InputShapeError
 from omnipipe.nn.streaming import DEFAULT_CHUNK, streaming_chunk, tokenize_video, tube_frames
 from omnipipe.nn.tokenizer import Tokenizer
@@ -138,7 +139,7 @@ def _fingerprint(model: Tokenizer | VTok, resolution: tuple[int, int], frames: i
     digest = hashlib.sha256(json.dumps(settings).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()
 
 

@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from omnipipe.atomic import atomic_write
+from omnipipe.hashing import tensor_bytes
 from omnipipe.metrics.packaged_weights import cache_dir
 from omnipipe.storage import StorageError
 
@@ -38,9 +39,8 @@ def features_folder() -> Path:
 def input_key(identity: str, pixels: torch.Tensor) -> str:
     """The entry name of ``pixels`` through the network described by ``identity``."""
     digest = hashlib.sha256(identity.encode("utf-8"))
-    tensor = pixels.detach().cpu().contiguous()
-    digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    digest.update(f"{pixels.dtype}{tuple(pixels.shape)}".encode())
+    digest.update(tensor_bytes(pixels))
     return digest.hexdigest()
 
 
