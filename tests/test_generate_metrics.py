@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -55,7 +56,9 @@ def test_frechet_metric_compares_each_version_with_the_real_set(tmp_path: Path, 
     monkeypatch.setenv("OMNIPIPE_CACHE", str(tmp_path))  # features go through the on-disk cache
     rng = np.random.default_rng(0)
     real, near, far = rng.normal(size=(50, 3)), rng.normal(size=(40, 3)), rng.normal(3.0, 1.0, size=(40, 3))
-    metric = _Identity(lambda x: x.reshape(len(x), -1).double(), is_proxy=True, network="identity")
+    network = SimpleNamespace(features=lambda x: x.reshape(len(x), -1).double(), is_proxy=True,
+                              description="identity", device=torch.device("cpu"))  # fmt: skip
+    metric = _Identity(network)
     for name, values in (("near", near), ("far", far)):
         for part in np.array_split(values, 3):
             metric.update_generated(name, torch.from_numpy(part), torch.zeros(len(part)))

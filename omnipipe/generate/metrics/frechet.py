@@ -10,7 +10,7 @@ clips (and the independent-token baseline's samples), which are then run through
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from pydantic import Field
@@ -22,15 +22,25 @@ from omnipipe.metrics.frechet import GaussianStats, frechet_distance_of
 from omnipipe.metrics.fvd import FVD
 
 
+class FeatureNetwork(Protocol):
+    """What the metrics need of ``FID`` / ``FVD``: the features, whether the weights are random, and an identity
+    (description with the weights and their hash, and device) for the feature cache."""
+
+    description: str
+    device: torch.device
+    is_proxy: bool
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor: ...
+
+
 class _FrechetMetric(GenerationMetric):
     """Running feature statistics of the real clips and of each generated version."""
 
     key: str
 
-    def __init__(self, features: Callable[[torch.Tensor], torch.Tensor], is_proxy: bool, network: str) -> None:
-        """``network``: what computes ``features`` (its weights included), the identity of the cached results."""
-        self.features = cached_features(f"{self.key}: {network}", features)
-        self.name = f"{self.key}_proxy" if is_proxy else self.key
+    def __init__(self, network: FeatureNetwork) -> None:
+        self.features = cached_features(f"{self.key}: {network.description} on {network.device}", network.features)
+        self.name = f"{self.key}_proxy" if network.is_proxy else self.key
         self.real = GaussianStats()
         self.generated: dict[str, GaussianStats] = defaultdict(GaussianStats)
 
@@ -63,7 +73,7 @@ class GenerationFID(_FrechetMetric):
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         network = FID(FID.Params(**params.model_dump(exclude={"frames_of_clips"})), allow_proxy, device)
         self.images_only = not params.frames_of_clips
-        super().__init__(network.features, network.is_proxy, f"{network.description} on {network.device}")
+        super().__init__(network)
 
     def _wanted(self, pixels: torch.Tensor) -> bool:
         return pixels.shape[2] == 1 or not self.images_only
@@ -82,4 +92,4 @@ class GenerationFVD(_FrechetMetric):
 
     def __init__(self, params: Params, allow_proxy: bool = False, device: torch.device | None = None) -> None:
         network = FVD(FVD.Params(**params.model_dump()), allow_proxy, device)
-        super().__init__(network.features, network.is_proxy, f"{network.description} on {network.device}")
+        super().__init__(network)
