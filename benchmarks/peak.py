@@ -6,7 +6,8 @@ Cases, fp32 on CPU with the paper configuration of ``benchmarks/tokenizer.py`` (
 encode+decode of one ``--frames``×side² clip and of one side² image (no_grad), and one training
 step (forward, L1 on the reconstruction plus the bottleneck's loss terms, backward) of one side² image.
 FLOPs from ``measure.count_flops`` (attention counted, causal pairs only); the peak is the better of
-two measurements of a 2048² fp32 matmul (before and after the cases) with the same threads. With
+two measurements (before and after the cases, same threads) of ``tokenizer.matmul_peak``: the best
+fp32 square matmul of 1,024², 2,048² and 4,096². With
 ``--compile`` each case also runs through ``torch.compile`` (inductor), its outputs compared with eager.
 The profile groups each case's self CPU time per operator: matmul (mm, addmm, bmm), attention (the
 SDPA kernels), conv, and the rest, whose largest operators are listed: what keeps the share below peak.
