@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from measure import write_result
 
 VARIANTS = ("contiguous", "channels_last", "channels_last + kept heap")
 
@@ -92,11 +92,7 @@ def main() -> None:
         row["speedup"] = base[row["network"]] / row["seconds_each"]
         print(f"{row['variant']:<28} {row['network']:<10} {row['seconds_each']:>7.3f} {row['speedup']:>7.2f}× "
               f"{row['kernel_s']:>8.2f} {row['page_faults']:>9.0f} {row['max_abs_diff']:>9.1e}")  # fmt: skip
-    result = {"machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-              "rounds": args.rounds, "rows": rows}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_result(args.out, {"rounds": args.rounds, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
+import platform
 import resource
 import time
 from collections.abc import Callable
@@ -11,6 +13,14 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_backward_flop_count
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """``result`` after this machine's description (platform, threads, torch), as JSON at ``path``."""
+    machine = {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, **result}, indent=2))
+    print(f"wrote {path}")
 
 
 def synchronize(device: torch.device) -> None:

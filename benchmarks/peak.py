@@ -15,15 +15,13 @@ SDPA kernels), conv, and the rest, whose largest operators are listed: what keep
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from measure import best_time, count_flops
+from measure import best_time, count_flops, write_result
 from tokenizer import CONFIGS, build, matmul_peak
 from torch.profiler import ProfilerActivity, profile
 
@@ -115,11 +113,7 @@ def main() -> None:
         shares = row["shares"]
         print(line + "  " + " ".join(f"{100 * shares.get(g, 0.0):>5.0f}%" for g in ("matmul", "attention", "conv", "other")))
         print("    largest other ops: " + ", ".join(f"{o['op'].removeprefix('aten::')} {100 * o['share']:.1f}%" for o in row["top_other"][:6]))
-    result = {"machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-              "matmul_peak_flop_per_s": peak, "rows": rows}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_result(args.out, {"matmul_peak_flop_per_s": peak, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from measure import PeakMemory
+from measure import PeakMemory, write_result
 
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.generate.paths import GenerationPaths
@@ -92,11 +91,7 @@ def main() -> None:
               f"{row['steps']} steps after the first: median step {row['step_s_median'] * 1000:.0f} ms, median wait "
               f"{row['data_wait_s_median'] * 1000:.2f} ms, wait share {row['data_wait_share']:.1%}; "
               f"peak memory rise {row['peak_rise_mib']:.0f} MiB")  # fmt: skip
-    result = {"machine": {"platform": platform.platform(), "threads": torch.get_num_threads(), "torch": torch.__version__},
-              "tokens": args.tokens, "rows": rows}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_result(args.out, {"tokens": args.tokens, "rows": rows})
 
 
 if __name__ == "__main__":
