@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
+import math
 import platform
 import resource
 import time
@@ -13,6 +14,8 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, sdpa_backward_flop_count
+
+from omnipipe.nn.linear import onednn_available
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
@@ -84,11 +87,18 @@ def _conv_backward(grad_out, x, w, bias, stride, padding, dilation, transposed, 
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
+def _onednn_linear(x, weight, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """oneDNN's linear (``omnipipe.nn.linear``): 2 FLOPs per multiply-add, as torch counts ``addmm``."""
+    return 2 * math.prod(x[:-1]) * weight[0] * weight[1]
+
+
 FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_forward,  # torch has none: counted 0
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_backward,
     torch.ops.aten.convolution_backward: _conv_backward,  # torch's counts a depthwise conv ~dim times over
 }
+if onednn_available():
+    FLOP_FORMULAS[torch.ops.mkldnn._linear_pointwise] = _onednn_linear  # torch has none: counted 0
 
 
 def count_flops(fn: Callable[[], Any]) -> int:

@@ -7,9 +7,13 @@ encode+decode of one ``--frames``×side² clip and of one side² image (no_grad)
 step (forward, L1 on the reconstruction plus the bottleneck's loss terms, backward) of one side² image.
 FLOPs from ``measure.count_flops`` (attention counted, causal pairs only); the peak is the better of
 two measurements (before and after the cases, same threads) of ``tokenizer.matmul_peak``: the best
-fp32 square matmul of 1,024², 2,048² and 4,096². With
+fp32 square matmul of 1,024², 2,048² and 4,096² on either CPU kernel (torch's ``@``, and oneDNN through
+``omnipipe.nn.linear``, which the model's linear layers use). On a shared machine that best is caught in a
+burst of speed the multi-second cases rarely see, so each case is also timed interleaved with a 4,096²
+product on both kernels ("% alongside": the case's FLOP rate over the faster kernel's, medians of
+``--repeats`` rounds under the same load). With
 ``--compile`` each case also runs through ``torch.compile`` (inductor), its outputs compared with eager.
-The profile groups each case's self CPU time per operator: matmul (mm, addmm, bmm), attention (the
+The profile groups each case's self CPU time per operator: matmul (mm, addmm, bmm, oneDNN's linear), attention (the
 SDPA kernels), conv, and the rest, whose largest operators are listed: what keeps the share below peak.
 """
 from __future__ import annotations
@@ -21,16 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from measure import best_time, count_flops, write_result
+from measure import best_time, count_flops, interleaved_medians, write_result
 from tokenizer import CONFIGS, build, matmul_peak
 from torch.profiler import ProfilerActivity, profile
 
 from omnipipe.nn.components import register
+from omnipipe.nn.linear import linear
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.registry import Registry
 
+SQUARE = 4096  # side of the square product timed alongside each case
 GROUPS = {
-    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise"),
     "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_scaled_dot_product_flash_attention_for_cpu_backward"),
     "conv": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_slow_conv2d_forward", "aten::slow_conv3d_forward"),
 }
@@ -89,11 +95,15 @@ def main() -> None:
     cpu = torch.device("cpu")
     before = matmul_peak(cpu, torch.float32)
     model = build(CONFIGS["paper"], registry, cpu)
+    a, b = torch.randn(SQUARE, SQUARE), torch.randn(SQUARE, SQUARE)
     rows = []
     for name, run in cases(model, args.frames, args.side).items():
         model.train(name.startswith("train"))
         flops = count_flops(run)
         row = {"case": name, "flops": flops, "eager_s": best_time(run, cpu, args.repeats), **breakdown(run)}
+        medians = interleaved_medians({"case": run, "torch": lambda: a @ b, "onednn": lambda: linear(a, b)}, cpu, args.repeats)
+        row["alongside_matmul_flop_per_s"] = 2 * SQUARE**3 / min(medians["torch"], medians["onednn"])
+        row["alongside_share"] = flops / medians["case"] / row["alongside_matmul_flop_per_s"]
         if args.compile:
             compiled = torch.compile(run)
             row["compiled_max_abs_diff"] = float((compiled() - run()).abs().max())
@@ -102,11 +112,11 @@ def main() -> None:
         print(f"measured {name}", flush=True)
     peak = max(before, matmul_peak(cpu, torch.float32))
     print(f"paper config, fp32, {torch.get_num_threads()} threads; matmul peak {peak / 1e9:.0f} GFLOP/s")
-    print(f"{'case':<26} {'GFLOP':>7} {'eager s':>8} {'% peak':>7}" + (f" {'compiled s':>10} {'% peak':>7}" if args.compile else "")
+    print(f"{'case':<26} {'GFLOP':>7} {'eager s':>8} {'% peak':>7} {'% alongside':>11}" + (f" {'compiled s':>10} {'% peak':>7}" if args.compile else "")
           + f"  {'matmul':>6} {'attn':>5} {'conv':>5} {'other':>6}")  # fmt: skip
     for row in rows:
         row["eager_peak_share"] = row["flops"] / row["eager_s"] / peak
-        line = f"{row['case']:<26} {row['flops'] / 1e9:>7.1f} {row['eager_s']:>8.2f} {100 * row['eager_peak_share']:>6.0f}%"
+        line = f"{row['case']:<26} {row['flops'] / 1e9:>7.1f} {row['eager_s']:>8.2f} {100 * row['eager_peak_share']:>6.0f}% {100 * row['alongside_share']:>10.0f}%"
         if args.compile:
             row["compiled_peak_share"] = row["flops"] / row["compiled_s"] / peak
             line += f" {row['compiled_s']:>10.2f} {100 * row['compiled_peak_share']:>6.0f}%"

@@ -24,6 +24,7 @@ import torch
 from measure import PeakMemory, best_time, count_flops
 
 from omnipipe.nn.components import register
+from omnipipe.nn.linear import linear
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.registry import Registry
 from omnipipe.spec.model import ModelSpec
@@ -62,11 +63,13 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """Measured FLOP/s of square matmuls in ``dtype``: the best of several sizes (on CPU 1,024–4,096;
-    one size alone can read low, e.g. 2,048² at 60 GFLOP/s where 4,096² reaches 75)."""
+    one size alone can read low, e.g. 2,048² at 60 GFLOP/s where 4,096² reaches 75) and of both CPU
+    kernels, torch's ``@`` and ``omnipipe.nn.linear`` (oneDNN for fp32), so the peak is the machine's best."""
     best = 0.0
     for n in (1024, 2048, 4096) if device.type == "cpu" else (8192,):
         a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        best = max(best, 2 * n**3 / best_time(lambda: a @ b, device, 5 if n < 4096 else 3))
+        for product in (lambda: a @ b, lambda: linear(a, b)):
+            best = max(best, 2 * n**3 / best_time(product, device, 5 if n < 4096 else 3))
     return best
 
 

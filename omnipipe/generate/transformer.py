@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from omnipipe.nn.linear import Linear
 from omnipipe.nn.mlp import Mlp
 from omnipipe.nn.norm import RMSNorm
 from omnipipe.nn.rope import apply_rope, rope_angles
@@ -77,8 +78,8 @@ class SelfAttention(nn.Module):
         if dim % num_heads or (dim // num_heads) % 2:
             raise ValueError(f"width {dim} / num_heads {num_heads} must give an even head dim")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim, bias=False)
+        self.qkv = Linear(dim, 3 * dim, bias=False)
+        self.proj = Linear(dim, dim, bias=False)
 
     def forward(
         self, x: torch.Tensor, angles: torch.Tensor, causal: bool, cache: KVCache | None = None, layer: int = 0
@@ -127,7 +128,7 @@ class TokenTransformer(nn.Module):
         self.class_embedding = nn.Embedding(class_count, params.width)
         self.blocks = nn.ModuleList(TransformerBlock(params) for _ in range(params.depth))
         self.norm = RMSNorm(params.width, eps=1e-6)
-        self.head = nn.Linear(params.width, vocab_out, bias=False)
+        self.head = Linear(params.width, vocab_out, bias=False)
         self.drop = nn.Dropout(params.dropout)
         init_weights(self)
         for embedding in (self.token_embedding, self.class_embedding, self.position_embedding):

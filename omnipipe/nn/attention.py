@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from omnipipe.nn.linear import Linear, linear
 from omnipipe.nn.position_conv import ConvPositionEncoding, PegKind, PegOrder
 from omnipipe.nn.rope import apply_rope
 from omnipipe.nn.stream_state import ConvState
@@ -54,8 +55,8 @@ class Attention(nn.Module):
             raise ValueError(f"width {dim} is not divisible by num_heads {num_heads}")
         options = AttentionOptions() if options is None else options
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=options.qkv_bias)
-        self.proj = nn.Linear(dim, dim, bias=options.proj_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=options.qkv_bias)
+        self.proj = Linear(dim, dim, bias=options.proj_bias)
         self.cosine = options.qk_norm == "cosine"
         if self.cosine:
             self.q_scale = nn.Parameter(torch.ones(self.head_dim))
@@ -98,8 +99,8 @@ class Attention(nn.Module):
             q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).unbind(-3)
         else:
             weight, bias = self.qkv.weight, self.qkv.bias
-            q = F.linear(x, weight[: self.dim], None if bias is None else bias[: self.dim])
-            kv = F.linear(kv_input, weight[self.dim :], None if bias is None else bias[self.dim :])
+            q = linear(x, weight[: self.dim], None if bias is None else bias[: self.dim])
+            kv = linear(kv_input, weight[self.dim :], None if bias is None else bias[self.dim :])
             q = q.unflatten(-1, (self.num_heads, self.head_dim))
             k, v = kv.unflatten(-1, (2, self.num_heads, self.head_dim)).unbind(-3)
         angles = self.angles(*x.shape[1:4], device=x.device, start=start)

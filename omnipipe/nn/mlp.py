@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from omnipipe.nn.linear import Linear
+
 MlpKind = Literal["swiglu", "geglu", "gelu"]
 
 
@@ -26,8 +28,8 @@ class Mlp(nn.Module):
         gated = kind != "gelu"
         if hidden is None:
             hidden = int(round(dim * ratio * (2 / 3 if gated else 1)))
-        self.fc_in = nn.Linear(dim, hidden * (2 if gated else 1), bias=bias)
-        self.fc_out = nn.Linear(hidden, dim, bias=bias)
+        self.fc_in = Linear(dim, hidden * (2 if gated else 1), bias=bias)
+        self.fc_out = Linear(hidden, dim, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

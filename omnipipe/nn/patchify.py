@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from omnipipe.nn.errors import InputShapeError
+from omnipipe.nn.linear import Linear
 
 
 class OmniPatchifier(nn.Module):
@@ -33,10 +34,10 @@ class OmniPatchifier(nn.Module):
         self.in_channels = in_channels
         p, pt = params.patch_size, params.temporal_patch_size
         out_dim = dim if out_dim is None else out_dim
-        self.embed_first = nn.Linear(in_channels * p * p, dim)
-        self.embed_rest = nn.Linear(in_channels * pt * p * p, dim)
-        self.head_first = nn.Linear(out_dim, in_channels * p * p)
-        self.head_rest = nn.Linear(out_dim, in_channels * pt * p * p)
+        self.embed_first = Linear(in_channels * p * p, dim)
+        self.embed_rest = Linear(in_channels * pt * p * p, dim)
+        self.head_first = Linear(out_dim, in_channels * p * p)
+        self.head_rest = Linear(out_dim, in_channels * pt * p * p)
         for linear in (self.embed_first, self.embed_rest, self.head_first, self.head_rest):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from omnipipe.nn.alibi import alibi_bias
 from omnipipe.nn.attention import Attention, AttentionOptions
+from omnipipe.nn.linear import linear
 from omnipipe.nn.position_conv import PegOrder
 from omnipipe.nn.rope import temporal_angles
 from omnipipe.nn.stream_state import KVCache
@@ -81,7 +82,7 @@ class CausalAttention(Attention):
             return self._continue(x, kv_input, cache)
         if x.shape[1] == 1:
             bias = None if self.qkv.bias is None else self.qkv.bias[2 * self.dim :]
-            v = F.linear(x if kv_input is None else kv_input, self.qkv.weight[2 * self.dim :], bias)
+            v = linear(x if kv_input is None else kv_input, self.qkv.weight[2 * self.dim :], bias)
             return self.proj(v)
         return super().forward(x, kv_input)
 

@@ -15,6 +15,7 @@ from torch import nn
 from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
 from omnipipe.generate.contract import TokenLayout
+from omnipipe.nn.linear import Linear
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.stack import Stack, init_weights
 from omnipipe.registry import Registry
@@ -53,7 +54,7 @@ class Tokenizer(nn.Module):
         )
         self.encoder = Stack(spec.encoder, registry)
         self.quantizer = registry.build("quantizer", spec.quantizer, dim=enc)
-        self.bridge = nn.Linear(enc, dec) if enc != dec else nn.Identity()
+        self.bridge = Linear(enc, dec) if enc != dec else nn.Identity()
         init_weights(self.bridge)
         self.decoder = Stack(spec.decoder, registry, temporal_first=True)
 
