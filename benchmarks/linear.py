@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from measure import interleaved_medians, write_result
 from peak import cases
-from tokenizer import CONFIGS, build
+from tokenizer import CONFIGS, build, square_products
 
 import omnipipe.nn.linear as onednn
 from omnipipe.nn.components import register
@@ -51,9 +51,8 @@ def layer_pairs(tokens: int) -> dict[str, tuple[Callable[[], Any], Callable[[], 
 
 def square_pair(side: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
     """The two kernels on one square product, as ``tokenizer.matmul_peak`` measures them."""
-    generator = torch.Generator().manual_seed(0)
-    a, b = torch.randn(side, side, generator=generator), torch.randn(side, side, generator=generator)
-    return {f"square {side}²": (lambda: a @ b, lambda: onednn.linear(a, b), side**3)}
+    products = square_products(side, torch.device("cpu"), torch.float32)
+    return {f"square {side}²": (products["torch"], products["onednn"], side**3)}
 
 
 def model_pairs(frames: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:

@@ -26,11 +26,10 @@ from typing import Any
 
 import torch
 from measure import best_time, count_flops, interleaved_medians, write_result
-from tokenizer import CONFIGS, build, matmul_peak
+from tokenizer import CONFIGS, build, matmul_peak, square_products
 from torch.profiler import ProfilerActivity, profile
 
 from omnipipe.nn.components import register
-from omnipipe.nn.linear import linear
 from omnipipe.nn.tokenizer import Tokenizer
 from omnipipe.registry import Registry
 
@@ -95,14 +94,14 @@ def main() -> None:
     cpu = torch.device("cpu")
     before = matmul_peak(cpu, torch.float32)
     model = build(CONFIGS["paper"], registry, cpu)
-    a, b = torch.randn(SQUARE, SQUARE), torch.randn(SQUARE, SQUARE)
+    square = square_products(SQUARE, cpu, torch.float32)
     rows = []
     for name, run in cases(model, args.frames, args.side).items():
         model.train(name.startswith("train"))
         flops = count_flops(run)
         row = {"case": name, "flops": flops, "eager_s": best_time(run, cpu, args.repeats), **breakdown(run)}
-        medians = interleaved_medians({"case": run, "torch": lambda: a @ b, "onednn": lambda: linear(a, b)}, cpu, args.repeats)
-        row["alongside_matmul_flop_per_s"] = 2 * SQUARE**3 / min(medians["torch"], medians["onednn"])
+        medians = interleaved_medians({"case": run, **square}, cpu, args.repeats)
+        row["alongside_matmul_flop_per_s"] = 2 * SQUARE**3 / min(medians[kernel] for kernel in square)
         row["alongside_share"] = flops / medians["case"] / row["alongside_matmul_flop_per_s"]
         if args.compile:
             compiled = torch.compile(run)

@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,15 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     kernels, torch's ``@`` and ``omnipipe.nn.linear`` (oneDNN for fp32), so the peak is the machine's best."""
     best = 0.0
     for n in (1024, 2048, 4096) if device.type == "cpu" else (8192,):
-        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        for product in (lambda: a @ b, lambda: linear(a, b)):
+        for product in square_products(n, device, dtype).values():
             best = max(best, 2 * n**3 / best_time(product, device, 5 if n < 4096 else 3))
     return best
+
+
+def square_products(n: int, device: torch.device, dtype: torch.dtype) -> dict[str, Callable[[], torch.Tensor]]:
+    """One n×n product on each kernel: ``torch`` (``@``) and ``onednn`` (``omnipipe.nn.linear``: oneDNN for fp32 on CPU)."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    return {"torch": lambda: a @ b, "onednn": lambda: linear(a, b)}
 
 
 def build(config: dict[str, Any], registry: Registry, device: torch.device) -> Tokenizer:
