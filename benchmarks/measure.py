@@ -87,8 +87,14 @@ def _conv_backward(grad_out, x, w, bias, stride, padding, dilation, transposed, 
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
-def _onednn_linear(x, weight, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
-    """oneDNN's linear (``omnipipe.nn.linear``): 2 FLOPs per multiply-add, as torch counts ``addmm``."""
+def _onednn_linear(x, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001
+    """oneDNN's linear (``omnipipe.nn.linear``): 2 FLOPs per multiply-add, as torch counts ``addmm``.
+
+    FlopCounterMode looks formulas up by the operator, not its overload: ``(x, weight, bias, attr, …)``,
+    or for ``.binary`` (an elementwise epilogue with a second tensor, ``omnipipe.nn.gated_linear``)
+    ``(x, other, weight, bias, attr)``; the epilogue is not counted, as torch counts no elementwise op.
+    """
+    weight = args[0] if isinstance(args[2], str) else args[1]
     return 2 * math.prod(x[:-1]) * weight[0] * weight[1]
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from omnipipe.nn.components import register
 from omnipipe.nn.kl import DiagonalGaussian, gaussian_kl
 from omnipipe.nn.quantizer_output import Quantizer
+import omnipipe.nn.vq as vq_module
 from omnipipe.nn.vq import VectorQuantizer
 from omnipipe.registry import Registry
 from omnipipe.spec.component import ParamsError
@@ -149,6 +150,18 @@ def test_lookup_runs_in_fp32_under_bf16_autocast() -> None:
         auto = vq(z)
     plain = vq(z)
     assert torch.equal(auto.codes, plain.codes) and auto.z_q.dtype == torch.float32
+
+
+@pytest.mark.parametrize("l2_normalize", [True, False])
+def test_nearest_in_blocks_is_the_brute_force_nearest_code(l2_normalize: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows in blocks of NEAREST_BLOCK // 64 codes = 16 (four of 16 rows, one of 6): the float64 nearest code of every row."""
+    monkeypatch.setattr(vq_module, "NEAREST_BLOCK", 16 * 64 + 7)
+    generator = torch.Generator().manual_seed(3)
+    vq = VectorQuantizer(VectorQuantizer.Params(codebook_size=64, code_dim=4, l2_normalize=l2_normalize), dim=4)
+    flat, table = torch.randn(70, 4, generator=generator), vq.lookup_table().detach()
+    flat = F.normalize(flat, dim=-1) if l2_normalize else flat
+    expected = torch.cdist(flat.double(), table.double()).argmin(dim=-1)
+    assert torch.equal(vq.nearest(flat, table), expected)
 
 
 def test_kl_is_the_closed_form_summed_over_latent_elements_and_averaged_over_the_batch() -> None:

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from omnipipe.nn.gated_linear import gated_linear
 from omnipipe.nn.linear import Linear
 
 MlpKind = Literal["swiglu", "geglu", "gelu"]
@@ -33,10 +34,8 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc_in(x)
         if self.kind == "gelu":
-            h = F.gelu(h)
+            h = F.gelu(self.fc_in(x))
         else:
-            value, gate = h.chunk(2, dim=-1)
-            h = value * (F.gelu(gate) if self.kind == "geglu" else F.silu(gate))
+            h = gated_linear(x, self.fc_in.weight, self.fc_in.bias, "gelu" if self.kind == "geglu" else "silu")
         return self.fc_out(self.drop(h))

@@ -29,10 +29,20 @@ def spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch
 
 
 def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + hd/2) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2))."""
+    """Rotate channel pairs (i, i + hd/2) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2)).
+
+    Outside autograd each half is written into the output directly: the same roundings as
+    ``x1·cos − x2·sin`` and ``x1·sin + x2·cos`` concatenated, one pass over the output fewer.
+    """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    if torch.is_grad_enabled() and (x.requires_grad or angles.requires_grad):
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=x.dtype, device=x.device)
+    first, second = out.chunk(2, dim=-1)
+    torch.mul(x1, cos, out=first).sub_(x2 * sin)
+    torch.mul(x1, sin, out=second).add_(x2 * cos)
+    return out
 
 
 def interleaved_spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch.Tensor:
@@ -49,7 +59,21 @@ def interleaved_spatial_angles(h: int, w: int, head_dim: int, device: torch.devi
 
 
 def apply_interleaved_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent channel pairs (2i, 2i + 1) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2))."""
+    """Rotate adjacent channel pairs (2i, 2i + 1) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2)).
+
+    For fp32 and fp64 one complex multiply, ``(x1 + i·x2)(cos + i·sin)``: torch's kernel rounds
+    ``x1·cos − x2·sin`` and ``x1·sin + x2·cos`` as the real arithmetic does, in one pass.
+    """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    if x.dtype in (torch.float32, torch.float64) and _pairs_are_complex_numbers(x):
+        pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+        return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)
     x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def _pairs_are_complex_numbers(x: torch.Tensor) -> bool:
+    """Whether ``x``'s adjacent pairs can be viewed as complex numbers: contiguous pairs at even offsets."""
+    return x.stride(-1) == 1 and x.storage_offset() % 2 == 0 and all(
+        stride % 2 == 0 for size, stride in zip(x.shape[:-1], x.stride()[:-1]) if size > 1
+    )

@@ -20,6 +20,8 @@ from torch import nn
 from omnipipe.nn.code_stats import usage_stats
 from omnipipe.nn.quantizer_output import QuantizerOutput
 
+NEAREST_BLOCK = 1 << 20  # scores per block in `VectorQuantizer.nearest`: 4 MB in fp32
+
 
 class VectorQuantizer(nn.Module):
     """VQ bottleneck: project to ``code_dim``, (cosine) lookup, straight-through, project back to ``dim``."""
@@ -80,7 +82,15 @@ class VectorQuantizer(nn.Module):
         return F.normalize(table, dim=-1) if self.unit_codes else table
 
     def nearest(self, flat: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """Index (N,) of the nearest code for each fp32 vector of ``flat`` (N, code_dim)."""
+        """Index (N,) of the nearest code for each fp32 vector of ``flat`` (N, code_dim).
+
+        Rows go in blocks of at most ``NEAREST_BLOCK`` scores, so the (rows, K) score matrix stays in
+        cache: one (5,120, 8,192) matrix is 168 MB, freshly paged in and read twice.
+        """
+        rows = max(1, NEAREST_BLOCK // table.shape[0])
+        return torch.cat([self._nearest_block(block, table) for block in flat.split(rows)])
+
+    def _nearest_block(self, flat: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         if self.params.l2_normalize and self.unit_codes:
             return (flat @ table.T).argmax(dim=-1)  # unit vectors: max cosine = min distance
         distances = flat.square().sum(-1, keepdim=True) - 2 * flat @ table.T + table.square().sum(-1)
