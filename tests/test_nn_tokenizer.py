@@ -161,6 +161,8 @@ def test_checkpoint_round_trip(registry: Registry, tmp_path: Path) -> None:
     path = tmp_path / "tok.safetensors"
     model.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["tok.safetensors"]
+    model.save(tmp_path / "again.safetensors")
+    assert (tmp_path / "again.safetensors").read_bytes() == path.read_bytes()  # same model, same bytes (DVC's hash)
     loaded = Tokenizer.from_checkpoint(path, registry)
     resolved = ModelSpec.model_validate(model.spec.model_dump(mode="json"))
     assert list(resolve_components(resolved, (), registry)) == []  # the loaded spec is validated against the registry

@@ -7,12 +7,13 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
 from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.registry import Registry
+from omnipipe.safetensors_bytes import safetensors_bytes
 
 GENERATOR_KEY = "omnipipe.generator"
 
@@ -21,7 +22,7 @@ def save_generator(path: Path, model: torch.nn.Module, component: dict[str, Any]
     """Write ``model``'s weights with ``component`` (``{type, ...params}``) and its layout, atomically."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     meta = json.dumps({"component": component, "layout": model.layout.to_json()})
-    blob = save(tensors, metadata={"format": "pt", GENERATOR_KEY: meta})
+    blob = safetensors_bytes(tensors, {"format": "pt", GENERATOR_KEY: meta})
     atomic_write(Path(path), lambda file: file.write(blob))
 
 

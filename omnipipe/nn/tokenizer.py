@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 from torch import nn
 
 from omnipipe.atomic import atomic_write
@@ -19,6 +19,7 @@ from omnipipe.nn.linear import Linear
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.stack import Stack, init_weights
 from omnipipe.registry import Registry
+from omnipipe.safetensors_bytes import safetensors_bytes
 from omnipipe.spec.loader import resolve_components
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.problems import problems_from
@@ -114,7 +115,7 @@ class Tokenizer(nn.Module):
     def save(self, path: str | Path) -> None:
         """Write weights and the model spec (JSON metadata) to a safetensors file, atomically."""
         tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
-        blob = save(tensors, metadata={"format": "pt", SPEC_KEY: self.spec.model_dump_json()})
+        blob = safetensors_bytes(tensors, {"format": "pt", SPEC_KEY: self.spec.model_dump_json()})
         atomic_write(Path(path), lambda file: file.write(blob))
 
     @classmethod
