@@ -26,8 +26,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from measure import interleaved_medians, write_result
-from peak import cases
-from tokenizer import CONFIGS, build
+from peak import case_pairs
+from tokenizer import CONFIGS
 
 import omnipipe.nn.attention
 import omnipipe.nn.mlp
@@ -36,7 +36,14 @@ import omnipipe.nn.vq
 from omnipipe.nn.components import register
 from omnipipe.nn.gated_linear import gated_linear
 from omnipipe.nn.linear import linear
-from omnipipe.nn.rope import apply_interleaved_rope, apply_rope, interleaved_spatial_angles, spatial_angles
+from omnipipe.nn.rope import (
+    apply_interleaved_rope,
+    apply_rope,
+    interleaved_spatial_angles,
+    rotate_halves,
+    rotate_pairs,
+    spatial_angles,
+)
 from omnipipe.registry import Registry
 
 Pair = tuple[Callable[[], Any], Callable[[], Any]]
@@ -50,16 +57,12 @@ def plain_gated(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 def plain_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Pairs (i, i + hd/2), rotated by real arithmetic and concatenated."""
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotate_halves(x, angles.cos().to(x.dtype), angles.sin().to(x.dtype))
 
 
 def plain_interleaved_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Adjacent pairs, rotated by real arithmetic and stacked."""
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    return rotate_pairs(x, angles.cos().to(x.dtype), angles.sin().to(x.dtype))
 
 
 @contextlib.contextmanager
@@ -109,27 +112,6 @@ def nearest_pair() -> dict[str, Pair]:
     return {"VQ nearest 5,120 of 8,192 codes": (whole, lambda: vq.nearest(flat, table))}
 
 
-def model_pairs(frames: int) -> dict[str, Pair]:
-    registry = Registry()
-    register(registry)
-    model = build(CONFIGS["paper"], registry, torch.device("cpu"))
-    pairs = {}
-    for name, run in cases(model, frames, 256).items():
-        training = name.startswith("train")
-
-        def plain(run: Callable[[], Any] = run, training: bool = training) -> Any:
-            model.train(training)
-            with plain_forms():
-                return run()
-
-        def new(run: Callable[[], Any] = run, training: bool = training) -> Any:
-            model.train(training)
-            return run()
-
-        pairs[name] = (plain, new)
-    return pairs
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -139,7 +121,7 @@ def main() -> None:
     cpu = torch.device("cpu")
     latent_frames = 1 + (args.frames - 1) // 4
     groups = {"path": {**gated_pairs(1024), **gated_pairs(latent_frames * 1024), **rope_pairs(latent_frames), **nearest_pair()},
-              "model": model_pairs(args.frames)}  # fmt: skip
+              "model": case_pairs(args.frames, plain_forms)}  # fmt: skip
     rows = []
     print(f"{torch.get_num_threads()} threads; medians of {args.rounds} interleaved rounds")
     print(f"{'case':<40} {'plain ms':>10} {'new ms':>10}  {'ratio':>6}")

@@ -13,20 +13,19 @@ hit both sides alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from measure import interleaved_medians, write_result
-from peak import cases
-from tokenizer import CONFIGS, build, square_products
+from peak import case_pairs
+from tokenizer import square_products
 
 import omnipipe.nn.linear as onednn
-from omnipipe.nn.components import register
-from omnipipe.registry import Registry
 
 # (name, input features, output features) of the paper configuration's linear layers
 LAYERS = [("qkv", 512, 1536), ("attention out", 512, 512), ("GEGLU in", 512, 2730), ("GEGLU out", 1365, 512),
@@ -55,29 +54,14 @@ def square_pair(side: int) -> dict[str, tuple[Callable[[], Any], Callable[[], An
     return {f"square {side}²": (products["torch"], products["onednn"], side**3)}
 
 
-def model_pairs(frames: int) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
-    """(oneDNN off, on) for each of ``peak.py``'s paper-scale cases; multiply-adds are not counted here."""
-    registry = Registry()
-    register(registry)
-    model = build(CONFIGS["paper"], registry, torch.device("cpu"))
-    pairs = {}
-    for name, run in cases(model, frames, 256).items():
-        training = name.startswith("train")
-
-        def off(run: Callable[[], Any] = run, training: bool = training) -> Any:
-            model.train(training)
-            default, onednn.ONEDNN_MIN_MACS = onednn.ONEDNN_MIN_MACS, math.inf
-            try:
-                return run()
-            finally:
-                onednn.ONEDNN_MIN_MACS = default
-
-        def on(run: Callable[[], Any] = run, training: bool = training) -> Any:
-            model.train(training)
-            return run()
-
-        pairs[name] = (off, on, 0)
-    return pairs
+@contextlib.contextmanager
+def onednn_off() -> Iterator[None]:
+    """Every product through ``F.linear``: no product reaches ``ONEDNN_MIN_MACS``."""
+    default, onednn.ONEDNN_MIN_MACS = onednn.ONEDNN_MIN_MACS, math.inf
+    try:
+        yield
+    finally:
+        onednn.ONEDNN_MIN_MACS = default
 
 
 def main() -> None:
@@ -92,7 +76,7 @@ def main() -> None:
     rows = []
     print(f"{'case':<36} {'torch ms':>10} {'oneDNN ms':>10}  {'ratio':>6}  GFLOP/s torch, oneDNN")
     layers = {**layer_pairs(1024), **layer_pairs(5 * 1024), **square_pair(4096)}
-    groups = {"layer": layers, "model": model_pairs(args.frames)}
+    groups = {"layer": layers, "model": {name: (*pair, 0) for name, pair in case_pairs(args.frames, onednn_off).items()}}
     for group, pairs in groups.items():
         for name, (torch_fn, onednn_fn, macs) in pairs.items():
             medians = interleaved_medians({"torch": torch_fn, "onednn": onednn_fn}, cpu, args.rounds)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,28 @@ def cases(model: Tokenizer, frames: int, side: int) -> dict[str, Callable[[], to
 
     return {f"encode+decode 1×{frames}×{side}²": reconstruct(clip), f"encode+decode 1×1×{side}²": reconstruct(image),
             f"train step 1×1×{side}²": train_step}  # fmt: skip
+
+
+def case_pairs(frames: int, variant: Callable[[], AbstractContextManager[Any]]) -> dict[str, tuple[Callable[[], Any], Callable[[], Any]]]:
+    """(inside ``variant()``, as is) for each of ``cases``' calls on one paper-scale model, to time interleaved."""
+    registry = Registry()
+    register(registry)
+    model = build(CONFIGS["paper"], registry, torch.device("cpu"))
+    pairs = {}
+    for name, run in cases(model, frames, 256).items():
+        training = name.startswith("train")
+
+        def varied(run: Callable[[], Any] = run, training: bool = training) -> Any:
+            model.train(training)
+            with variant():
+                return run()
+
+        def default(run: Callable[[], Any] = run, training: bool = training) -> Any:
+            model.train(training)
+            return run()
+
+        pairs[name] = (varied, default)
+    return pairs
 
 
 def breakdown(fn: Callable[[], Any]) -> dict[str, Any]:

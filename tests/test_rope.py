@@ -4,7 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from omnipipe.nn.rope import apply_interleaved_rope, apply_rope, interleaved_spatial_angles, spatial_angles, temporal_angles
+from omnipipe.nn.rope import (
+    apply_interleaved_rope,
+    apply_rope,
+    interleaved_spatial_angles,
+    rotate_halves,
+    rotate_pairs,
+    spatial_angles,
+    temporal_angles,
+)
 
 CPU = torch.device("cpu")
 
@@ -17,15 +25,11 @@ def qk_views(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Te
 
 
 def halves_formula(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotate_halves(x, angles.cos().to(x.dtype), angles.sin().to(x.dtype))
 
 
 def pairs_formula(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+    return rotate_pairs(x, angles.cos().to(x.dtype), angles.sin().to(x.dtype))
 
 
 def complex_reference(x: torch.Tensor, angles: torch.Tensor, interleaved: bool) -> torch.Tensor:

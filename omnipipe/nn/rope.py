@@ -32,17 +32,23 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate channel pairs (i, i + hd/2) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2)).
 
     Outside autograd each half is written into the output directly: the same roundings as
-    ``x1·cos − x2·sin`` and ``x1·sin + x2·cos`` concatenated, one pass over the output fewer.
+    ``rotate_halves``, one pass over the output fewer.
     """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    x1, x2 = x.chunk(2, dim=-1)
     if torch.is_grad_enabled() and (x.requires_grad or angles.requires_grad):
-        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+        return rotate_halves(x, cos, sin)
+    x1, x2 = x.chunk(2, dim=-1)
     out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=x.dtype, device=x.device)
     first, second = out.chunk(2, dim=-1)
     torch.mul(x1, cos, out=first).sub_(x2 * sin)
     torch.mul(x1, sin, out=second).add_(x2 * cos)
     return out
+
+
+def rotate_halves(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Pairs (i, i + hd/2) by real arithmetic: ``[x1·cos − x2·sin, x1·sin + x2·cos]`` concatenated."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
 def interleaved_spatial_angles(h: int, w: int, head_dim: int, device: torch.device) -> torch.Tensor:
@@ -61,13 +67,18 @@ def interleaved_spatial_angles(h: int, w: int, head_dim: int, device: torch.devi
 def apply_interleaved_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate adjacent channel pairs (2i, 2i + 1) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2)).
 
-    For fp32 and fp64 one complex multiply, ``(x1 + i·x2)(cos + i·sin)``: torch's kernel rounds
-    ``x1·cos − x2·sin`` and ``x1·sin + x2·cos`` as the real arithmetic does, in one pass.
+    For fp32 and fp64 one complex multiply, ``(x1 + i·x2)(cos + i·sin)``: torch's kernel rounds as
+    ``rotate_pairs`` does, in one pass.
     """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     if x.dtype in (torch.float32, torch.float64) and _pairs_are_complex_numbers(x):
         pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
         return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)
+    return rotate_pairs(x, cos, sin)
+
+
+def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Adjacent pairs by real arithmetic: ``(x1·cos − x2·sin, x1·sin + x2·cos)`` interleaved."""
     x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
