@@ -7,9 +7,13 @@ although nothing in it did, and ``dvc repro`` reruns every stage downstream of a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 from safetensors.torch import save
+from torch import nn
+
+from omnipipe.atomic import atomic_write
 
 
 def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -21,3 +25,10 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)  # the data that follows stays 8-byte aligned, as safetensors pads it
     return len(text).to_bytes(8, "little") + text + blob[8 + length :]
+
+
+def write_module(path: str | Path, module: nn.Module, metadata: dict[str, str]) -> None:
+    """``module``'s state dict (on the CPU) and ``metadata`` as one safetensors file, written atomically."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in module.state_dict().items()}
+    blob = safetensors_bytes(tensors, metadata)
+    atomic_write(Path(path), lambda file: file.write(blob))

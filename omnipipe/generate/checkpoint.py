@@ -9,21 +9,18 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.registry import Registry
-from omnipipe.safetensors_bytes import safetensors_bytes
+from omnipipe.safetensors_bytes import write_module
 
 GENERATOR_KEY = "omnipipe.generator"
 
 
 def save_generator(path: Path, model: torch.nn.Module, component: dict[str, Any]) -> None:
     """Write ``model``'s weights with ``component`` (``{type, ...params}``) and its layout, atomically."""
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
     meta = json.dumps({"component": component, "layout": model.layout.to_json()})
-    blob = safetensors_bytes(tensors, {"format": "pt", GENERATOR_KEY: meta})
-    atomic_write(Path(path), lambda file: file.write(blob))
+    write_module(path, model, {"format": "pt", GENERATOR_KEY: meta})
 
 
 def load_generator(path: str | Path, registry: Registry, device: str | torch.device = "cpu") -> torch.nn.Module:

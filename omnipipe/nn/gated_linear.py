@@ -6,7 +6,7 @@ the multiply read at a fraction of the speed of contiguous tensors, and at 5,120
 2,730-wide product runs slower than two 1,365-wide ones. So where ``omnipipe.nn.linear`` takes
 oneDNN and no gradient is recorded, the halves are two oneDNN products: the gate's applies the
 activation in its epilogue, the value's multiplies by the gate in its own, and no elementwise pass
-is left (1.09–1.12× on the paper's GEGLU, ``benchmarks/fusion.py``). Under autograd (where two
+is left (1.1–1.4× on the paper's GEGLU, ``benchmarks/fusion.py``). Under autograd (where two
 products gained nothing) and for smaller products the one-product form stays, so their values do not change.
 """
 from __future__ import annotations

@@ -12,14 +12,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
 from omnipipe.generate.contract import TokenLayout
 from omnipipe.nn.linear import Linear
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.stack import Stack, init_weights
 from omnipipe.registry import Registry
-from omnipipe.safetensors_bytes import safetensors_bytes
+from omnipipe.safetensors_bytes import write_module
 from omnipipe.spec.loader import resolve_components
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.problems import problems_from
@@ -114,9 +113,7 @@ class Tokenizer(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Write weights and the model spec (JSON metadata) to a safetensors file, atomically."""
-        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
-        blob = safetensors_bytes(tensors, {"format": "pt", SPEC_KEY: self.spec.model_dump_json()})
-        atomic_write(Path(path), lambda file: file.write(blob))
+        write_module(path, self, {"format": "pt", SPEC_KEY: self.spec.model_dump_json()})
 
     @classmethod
     def from_checkpoint(

@@ -25,13 +25,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
-from omnipipe.atomic import atomic_write
 from omnipipe.errors import OmnipipeError
 from omnipipe.generate.contract import Segment, TokenLayout, TokenLayoutError
 from omnipipe.nn.quantizer_output import QuantizerOutput
 from omnipipe.nn.tokenizer import SPEC_KEY, Tokenizer
 from omnipipe.registry import Registry
-from omnipipe.safetensors_bytes import safetensors_bytes
+from omnipipe.safetensors_bytes import write_module
 from omnipipe.spec.model import ModelSpec
 from omnipipe.spec.vtok import VTokModelSpec
 from omnipipe.vtok.predictor import LatentPredictor
@@ -175,9 +174,8 @@ class VTok(nn.Module):
 
     def save(self, path: str | Path) -> None:
         """Weights (OmniTokenizer included) and both specs as safetensors metadata, written atomically."""
-        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
         metadata = {"format": "pt", SPEC_KEY: self.base.spec.model_dump_json(), VTOK_SPEC_KEY: self.spec.model_dump_json()}
-        atomic_write(Path(path), lambda file: file.write(safetensors_bytes(tensors, metadata)))
+        write_module(path, self, metadata)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, registry: Registry | None = None, device: str | torch.device = "cpu") -> VTok:
