@@ -28,7 +28,7 @@ from omnipipe.metrics.packaged_weights import (
     cache_dir,
     cached_conversion,
     describe_file,
-    distribution_version,
+    describe_package_file,
     package_file,
 )
 from omnipipe.torch_files import TorchFileError, load_torch_file
@@ -111,7 +111,7 @@ def load_backbone_state(net: Net, backbone_path: Path | None = None) -> tuple[di
     checkpoint = package_checkpoint(net)
     if checkpoint is not None:
         state = converted_package_weights(net, checkpoint)
-        return state, f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(checkpoint)}"
+        return state, describe_package_file(DISTRIBUTION, PACKAGE, checkpoint)
     if hub_file(net).is_file():
         return _read(hub_file(net), net), f"torchvision: {describe_file(hub_file(net))}"
     raise BackboneWeightsError(missing_message(net, None))

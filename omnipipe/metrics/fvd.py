@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from omnipipe.metrics.base import EvalBatch, MetricUnavailable
 from omnipipe.metrics.frechet import PairedFeatures
-from omnipipe.metrics.i3d import DISTRIBUTION, I3DWeightsError, package_checkpoint, shared_i3d
-from omnipipe.metrics.packaged_weights import describe_file, distribution_version
+from omnipipe.metrics.i3d import DISTRIBUTION, PACKAGE, I3DWeightsError, package_checkpoint, shared_i3d
+from omnipipe.metrics.packaged_weights import describe_file, describe_package_file
 
 log = logging.getLogger(__name__)
 
@@ -82,4 +82,4 @@ def _source(weights_path: str | None, is_proxy: bool) -> str:
     if is_proxy:
         return "random weights (seed 0): a proxy, not FVD"
     path = Path(weights_path) if weights_path else package_checkpoint()
-    return describe_file(path) if weights_path else f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(path)}"
+    return describe_file(path) if weights_path else describe_package_file(DISTRIBUTION, PACKAGE, path)

@@ -26,7 +26,7 @@ from omnipipe.metrics.packaged_weights import (
     cached_conversion,
     check_state,
     describe_file,
-    distribution_version,
+    describe_package_file,
     package_file,
 )
 from omnipipe.metrics.torchscript_tensors import read_torchscript_tensors
@@ -157,7 +157,7 @@ def load_inception_state(weights_path: Path | None = None) -> tuple[dict[str, to
         state, source = _read(weights_path), describe_file(weights_path)
     elif package is not None:
         state = cached_conversion(package, cache_file(), convert_file, CACHE_FORMAT, "fid", InceptionWeightsError)
-        source = f"{DISTRIBUTION} {distribution_version(DISTRIBUTION)}: {describe_file(package)}"
+        source = describe_package_file(DISTRIBUTION, PACKAGE, package)
     elif hub_weights_file().is_file():
         state, source = _read(hub_weights_file()), f"pytorch-fid: {describe_file(hub_weights_file())}"
     else:

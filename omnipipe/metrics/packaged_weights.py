@@ -79,6 +79,17 @@ def describe_file(path: Path) -> str:
     return f"{path} (sha256 {sha256_of(path)[:12]}…)"
 
 
+def describe_package_file(distribution: str, package: str, path: Path) -> str:
+    """``distribution version: package/…/file (sha256 0123456789ab…)`` for a file of the installed ``package``
+    (``describe_file`` for one elsewhere): no site-packages path, so equal runs write equal reports."""
+    spec = importlib.util.find_spec(package)
+    for folder in spec.submodule_search_locations if spec else ():
+        if path.is_relative_to(folder):
+            inside = Path(package, path.relative_to(folder))
+            return f"{distribution} {distribution_version(distribution)}: {inside} (sha256 {sha256_of(path)[:12]}…)"
+    return f"{distribution} {distribution_version(distribution)}: {describe_file(path)}"
+
+
 def cached_conversion(
     source: Path,
     cache: Path,
