@@ -84,9 +84,12 @@ class VectorQuantizer(nn.Module):
     def nearest(self, flat: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Index (N,) of the nearest code for each fp32 vector of ``flat`` (N, code_dim).
 
-        Rows go in blocks of at most ``NEAREST_BLOCK`` scores, so the (rows, K) score matrix stays in
-        cache: one (5,120, 8,192) matrix is 168 MB, freshly paged in and read twice.
+        On CPU rows go in blocks of at most ``NEAREST_BLOCK`` scores, so the (rows, K) score matrix stays
+        in cache: one (5,120, 8,192) matrix is 168 MB, freshly paged in and read twice. A GPU takes the
+        whole matrix in one product.
         """
+        if flat.device.type != "cpu":
+            return self._nearest_block(flat, table)
         rows = max(1, NEAREST_BLOCK // table.shape[0])
         return torch.cat([self._nearest_block(block, table) for block in flat.split(rows)])
 
