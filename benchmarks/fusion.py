@@ -22,6 +22,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -72,14 +73,10 @@ def plain_forms() -> Iterator[None]:
                (omnipipe.nn.spatial_attention, "apply_rope", plain_rope),
                (omnipipe.nn.spatial_attention, "apply_interleaved_rope", plain_interleaved_rope),
                (omnipipe.nn.vq, "NEAREST_BLOCK", 1 << 62)]  # fmt: skip
-    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
-    try:
+    with contextlib.ExitStack() as stack:
         for module, name, value in patches:
-            setattr(module, name, value)
+            stack.enter_context(mock.patch.object(module, name, value))
         yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
 
 
 def gated_pairs(tokens: int) -> dict[str, Pair]:
