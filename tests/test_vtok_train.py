@@ -204,8 +204,12 @@ def test_vtok_token_dataset_records_the_layout_and_ar_generates_and_predicts_fro
 
     run_training(generator_loop_settings(spec, "g", device="cpu"), lambda ctx: GeneratorTask(spec, "g", registry, ctx))
     summary = sample_generator(spec, "g", registry, device="cpu")
-    assert summary["runs"]["generate"]["sequence_length"] == 20
+    assert summary["runs"]["generate"]["sequence_length"] == 20 and summary["runs"]["generate"]["seconds_per_sample"] > 0
     samples = GenerationPaths.of(spec).samples("g")
+    written = (samples / "summary.json").read_bytes()
+    assert "seconds_per_sample" not in json.loads(written)["runs"]["generate"]  # timings change every run: not in the DVC output
+    sample_generator(spec, "g", registry, device="cpu")
+    assert (samples / "summary.json").read_bytes() == written  # same seed, same samples: the same bytes for DVC
     generated, _, _ = read_run(samples / "generate")
     data.layout.check(generated)  # key codes < 64, residual codes < 8
     predicted, _, rows = read_run(samples / "predict-1")

@@ -22,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, registry)
     name = entry_named(args.spec, "generate.generators", spec.generate.generators, args.generator)
     summary = sample_generator(spec, name, registry, args.device)
-    runs = ", ".join(f"{run} {info['samples']}" for run, info in summary["runs"].items())
+    runs = ", ".join(f"{run} {info['samples']} ({info['seconds_per_sample']:.3g} s each)" for run, info in summary["runs"].items())
     print(f"generator '{name}': {runs} samples → {GenerationPaths.of(spec).samples(name)}")
     return 0
