@@ -74,20 +74,18 @@ def sha256_of(path: Path) -> str:
     return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def describe_file(path: Path) -> str:
-    """``path (sha256 0123456789ab…)``: how reports name a weights file."""
-    return f"{path} (sha256 {sha256_of(path)[:12]}…)"
+def describe_file(path: Path, shown: Path | None = None) -> str:
+    """``path (sha256 0123456789ab…)``: how reports name a weights file (``shown`` in place of ``path``)."""
+    return f"{path if shown is None else shown} (sha256 {sha256_of(path)[:12]}…)"
 
 
 def describe_package_file(distribution: str, package: str, path: Path) -> str:
     """``distribution version: package/…/file (sha256 0123456789ab…)`` for a file of the installed ``package``
-    (``describe_file`` for one elsewhere): no site-packages path, so equal runs write equal reports."""
+    (its full path for one elsewhere): no site-packages path, so equal runs write equal reports."""
     spec = importlib.util.find_spec(package)
-    for folder in spec.submodule_search_locations if spec else ():
-        if path.is_relative_to(folder):
-            inside = Path(package, path.relative_to(folder))
-            return f"{distribution} {distribution_version(distribution)}: {inside} (sha256 {sha256_of(path)[:12]}…)"
-    return f"{distribution} {distribution_version(distribution)}: {describe_file(path)}"
+    folders = spec.submodule_search_locations if spec else ()
+    inside = next((Path(package, path.relative_to(f)) for f in folders if path.is_relative_to(f)), None)
+    return f"{distribution} {distribution_version(distribution)}: {describe_file(path, inside)}"
 
 
 def cached_conversion(

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from omnipipe.nn.autograd_state import records_grad
 from omnipipe.nn.linear import linear, uses_onednn
 
 GateActivation = Literal["gelu", "silu"]
@@ -30,9 +31,7 @@ def gated_linear(
     hidden = weight.shape[0] // 2
     weights = weight[:hidden], weight[hidden:]
     biases = (None, None) if bias is None else (bias[:hidden], bias[hidden:])
-    tracked = (x, weight) if bias is None else (x, weight, bias)
-    recorded = torch.is_grad_enabled() and any(t.requires_grad for t in tracked)
-    if recorded or not uses_onednn(x, weights[1], biases[1]):
+    if records_grad(x, weight, bias) or not uses_onednn(x, weights[1], biases[1]):
         value, gate = linear(x, weight, bias).chunk(2, dim=-1)
         return value * _ACTIVATIONS[activation](gate)
     attr, algorithm = _ONEDNN_ATTRS[activation]

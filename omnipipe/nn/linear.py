@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from omnipipe.nn.autograd_state import records_grad
+
 ONEDNN_MIN_MACS = 1 << 27  # below ~134 M multiply-adds oneDNN is no faster (width-64 shapes measure 0.98–1.06×)
 
 
@@ -69,8 +71,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.linear``, on oneDNN where that is faster (see the module doc)."""
     if not uses_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
-    tracked = (x, weight) if bias is None else (x, weight, bias)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tracked):
+    if records_grad(x, weight, bias):
         return _OneDnnLinear.apply(x, weight, bias)
     return _onednn_linear(x, weight, bias)
 

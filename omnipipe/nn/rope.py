@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from omnipipe.nn.autograd_state import records_grad
+
 
 def rope_angles(positions: torch.Tensor, channels: int, base: float = 10000.0) -> torch.Tensor:
     """Angles (..., channels // 2) for ``positions`` (...) at the standard RoPE frequencies."""
@@ -35,7 +37,7 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     ``rotate_halves``, one pass over the output fewer.
     """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    if torch.is_grad_enabled() and (x.requires_grad or angles.requires_grad):
+    if records_grad(x, angles):
         return rotate_halves(x, cos, sin)
     x1, x2 = x.chunk(2, dim=-1)
     out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=x.dtype, device=x.device)
