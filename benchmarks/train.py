@@ -13,11 +13,13 @@ import json
 import platform
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from torch import nn
 
 from measure import PeakMemory, best_time
 
@@ -35,23 +37,30 @@ CASES = [  # spec, batch, frames, height, width
 ]
 
 
-def step_row(spec_name: str, batch: int, frames: int, height: int, width: int, device: torch.device, bf16: bool, repeats: int) -> dict[str, Any]:
+def training_step(spec_name: str, batch: int, frames: int, height: int, width: int, device: torch.device,
+                  bf16: bool = False) -> tuple[Tokenizer, Callable[[nn.Module], None]]:  # fmt: skip
+    """The spec's tokenizer, and one training step of it on random pixels through a given net (it, or it compiled)."""
     spec = parse_spec((ROOT / "pipelines" / spec_name).read_text(), spec_name)
     model = Tokenizer.from_spec(spec.model, get_registry()).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.rand(batch, 3, frames, height, width, device=device) * 2 - 1
 
-    def step() -> None:
+    def step(net: nn.Module) -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
+            out = net(x)
             loss = (out.reconstruction.float() - x).abs().mean() + sum(out.quantizer.losses.values())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
 
+    return model, step
+
+
+def step_row(spec_name: str, batch: int, frames: int, height: int, width: int, device: torch.device, bf16: bool, repeats: int) -> dict[str, Any]:
+    model, step = training_step(spec_name, batch, frames, height, width, device, bf16)
     with PeakMemory(device) as memory:
-        seconds = best_time(step, device, repeats)
+        seconds = best_time(lambda: step(model), device, repeats)
     return {"spec": spec_name, "shape": f"{batch}x{frames}x{height}x{width}", "device": device.type,
             "dtype": "bf16" if bf16 else "fp32", "step_s": seconds, "frames_per_s": batch * frames / seconds,
             "peak_mib": memory.mib, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}  # fmt: skip

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from omnipipe.commands.training_args import add_compile_argument
 from omnipipe.errors import SpecError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="autocast of the forward pass: auto = bf16 on CUDA, fp32 on CPU; fp16 adds loss scaling (default: auto)",
     )  # fmt: skip
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes (default: 0)")
+    add_compile_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -42,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
         )
     train_stage(
         spec, args.stage, registry, resume=args.resume, restart=args.restart, num_workers=args.num_workers,
-        precision=args.precision, device=args.device,
+        precision=args.precision, device=args.device, compile=args.compile,
     )  # fmt: skip
     return 0

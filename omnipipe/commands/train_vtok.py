@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from omnipipe.commands.training_args import add_compile_argument
 from omnipipe.errors import SpecError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.experiment import Experiment
@@ -16,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", required=True, help="a key of the spec's vtok section")
     parser.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint, if any")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loader worker processes")
+    add_compile_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -32,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
 
     registry = get_registry()
     spec = load_spec(args.spec, registry)
-    train_vtok(spec, vtok_entry_name(spec, args.spec, args.name), registry, resume=args.resume, num_workers=args.num_workers)
+    train_vtok(spec, vtok_entry_name(spec, args.spec, args.name), registry, resume=args.resume, num_workers=args.num_workers, compile=args.compile)
     return 0

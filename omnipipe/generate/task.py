@@ -67,12 +67,12 @@ def generator_layout(entry: GeneratorEntrySpec, data: TokenDataset, where: str, 
 
 
 def generator_loop_settings(
-    spec: Experiment, name: str, *, precision: Precision = "auto", device: str | None = None
+    spec: Experiment, name: str, *, precision: Precision = "auto", device: str | None = None, compile: bool = False
 ) -> LoopSettings:
     train, paths = spec.generate.generators[name].train, GenerationPaths.of(spec)
     settings = LoopSettings.of(
         train, name, checkpoints=paths.checkpoints(name), live_dir=paths.live_dir(name), record_dir=paths.generator(name),
-        seed=spec.seed, precision=precision, device=device,
+        seed=spec.seed, precision=precision, device=device, compile=compile,
     )
     return dataclasses.replace(settings, fsdp=train.fsdp)
 

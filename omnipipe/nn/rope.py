@@ -34,10 +34,11 @@ def apply_rope(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate channel pairs (i, i + hd/2) of ``x`` (..., hd) by ``angles`` (broadcastable to (..., hd/2)).
 
     Outside autograd each half is written into the output directly: the same roundings as
-    ``rotate_halves``, one pass over the output fewer.
+    ``rotate_halves``, one pass over the output fewer. ``torch.compile`` traces ``rotate_halves``
+    (writes into views of an output would break its graph) and fuses it.
     """
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    if records_grad(x, angles):
+    if records_grad(x, angles) or torch.compiler.is_compiling():
         return rotate_halves(x, cos, sin)
     x1, x2 = x.chunk(2, dim=-1)
     out = torch.empty(torch.broadcast_shapes(x.shape, (*cos.shape[:-1], x.shape[-1])), dtype=x.dtype, device=x.device)

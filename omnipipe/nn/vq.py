@@ -117,6 +117,7 @@ class VectorQuantizer(nn.Module):
             z_q = self.proj_out(e + (q - e).detach())  # straight-through estimator
         return QuantizerOutput(z_q, codes.view(z.shape[:-1]), losses, stats)
 
+    @torch.compiler.disable  # eager under torch.compile: a small update whose restart count is data-dependent
     @torch.no_grad()
     def train_step(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """Apply one batch's statistics (synced through ``sync_fn``), then restart dead codes."""

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from omnipipe.errors import OmnipipeError
 from omnipipe.spec.train import LoopSpec
 from omnipipe.train.checkpoint import CheckpointStore
+from omnipipe.train.compiled import compiled_for_training
 from omnipipe.train.distributed import DistContext, init_distributed
 from omnipipe.train.ema import WeightEMA
 from omnipipe.train.fingerprint import run_fingerprint
@@ -67,6 +68,8 @@ class LoopSettings:
     ``record_dir``: where the stage's record for DVC goes at the end (``omnipipe.train.record``; None: none).
     ``fsdp``: shard the model, its gradients and optimizer state over the ranks with FSDP2 instead of DDP
     (``task.fsdp_units()``), with sharded checkpoints (Distributed Checkpoint) in one process too.
+    ``compile``: run the training forward and backward through ``torch.compile`` (``omnipipe.train.compiled``);
+    a speed choice, so checkpoints resume across it.
     """
 
     name: str
@@ -84,17 +87,19 @@ class LoopSettings:
     device: str | None = None
     record_dir: Path | None = None
     fsdp: bool = False
+    compile: bool = False
 
     @classmethod
     def of(
         cls, run: LoopSpec, name: str, *, checkpoints: Path, live_dir: Path, record_dir: Path | None, seed: int,
-        precision: Precision = "auto", device: str | None = None,
+        precision: Precision = "auto", device: str | None = None, compile: bool = False,
     ) -> LoopSettings:  # fmt: skip
         """The settings of a stage whose spec section is ``run`` (a tokenizer, VTok or generator stage)."""
         return cls(
             name=name, steps=run.steps, checkpoints=checkpoints, live_dir=live_dir, seed=seed, grad_accum=run.grad_accum,
             grad_clip=run.grad_clip, ema_decay=run.ema_decay, checkpoint_every=run.checkpoint_every,
             keep_last=run.keep_last, eval_every=run.eval_every, precision=precision, device=device, record_dir=record_dir,
+            compile=compile,
         )  # fmt: skip
 
 
@@ -156,6 +161,8 @@ def _run(
     precision = resolve_precision(settings.precision, ctx.device)
     if settings.fsdp and precision == "fp16":
         raise TrainingError(f"stage '{settings.name}': fsdp trains in fp32 or bf16, not fp16 (its loss scaling is not supported)")
+    if settings.fsdp and settings.compile:
+        raise TrainingError(f"stage '{settings.name}': --compile is not supported with fsdp yet; leave one of them out")
     sharded = settings.fsdp and ctx.world_size > 1
     skeleton = skeleton_of(model) if sharded else None
     if sharded:
@@ -204,6 +211,8 @@ def _run(
         if ctx.world_size > 1 and not sharded
         else model
     )
+    if settings.compile:
+        net = compiled_for_training(net, ctx.device)
     live = LiveLog(settings.live_dir, resume=latest is not None) if ctx.is_main else None
     stream = task.batches(consumed)
     last: dict[str, float] = {}

@@ -10,13 +10,13 @@ from omnipipe.train.tokenizer_task import TokenizerTask
 
 
 def stage_loop_settings(
-    spec: Experiment, stage_name: str, *, precision: Precision = "auto", device: str | None = None
+    spec: Experiment, stage_name: str, *, precision: Precision = "auto", device: str | None = None, compile: bool = False
 ) -> LoopSettings:
     """The loop settings of a tokenizer stage of ``train.stages``."""
     paths = StagePaths.of(spec, stage_name)
     return LoopSettings.of(
         spec.train.stages[stage_name], stage_name, checkpoints=paths.checkpoints, live_dir=paths.live_dir,
-        record_dir=paths.out_dir, seed=spec.seed, precision=precision, device=device,
+        record_dir=paths.out_dir, seed=spec.seed, precision=precision, device=device, compile=compile,
     )
 
 
@@ -30,11 +30,13 @@ def train_stage(
     num_workers: int = 0,
     precision: Precision = "auto",
     device: str | None = None,
+    compile: bool = False,
 ) -> StagePaths:
     """Run one stage to its last step; rank 0 writes checkpoints, live metrics and the final model.
 
-    ``resume``/``restart``: what to do with the stage's existing checkpoints (see ``run_training``).
+    ``resume``/``restart``: what to do with the stage's existing checkpoints (see ``run_training``);
+    ``compile``: through ``torch.compile`` (``omnipipe.train.compiled``).
     """
-    settings = stage_loop_settings(spec, stage_name, precision=precision, device=device)
+    settings = stage_loop_settings(spec, stage_name, precision=precision, device=device, compile=compile)
     run_training(settings, lambda ctx: TokenizerTask(spec, stage_name, registry, ctx, num_workers), resume=resume, restart=restart)
     return StagePaths.of(spec, stage_name)

@@ -95,13 +95,13 @@ class VTokTask(TrainingTask):
 
 def train_vtok(
     spec: Experiment, name: str, registry: Registry, *, resume: bool = False, num_workers: int = 0,
-    precision: Precision = "auto", device: str | None = None,
+    precision: Precision = "auto", device: str | None = None, compile: bool = False,
 ) -> StagePaths:  # fmt: skip
     """Run VTok stage ``name`` to its last step through the shared loop; rank 0 writes the model."""
     paths = StagePaths.of(spec, name)
     settings = LoopSettings.of(
         spec.vtok[name].train, name, checkpoints=paths.checkpoints, live_dir=paths.live_dir, record_dir=paths.out_dir,
-        seed=spec.seed, precision=precision, device=device,
+        seed=spec.seed, precision=precision, device=device, compile=compile,
     )
     run_training(settings, lambda ctx: VTokTask(spec, name, registry, ctx, num_workers), resume=resume)
     return paths
