@@ -1,7 +1,10 @@
 """``--compile``: training through torch.compile matches eager training, random draws included, and resumes across the flag."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +133,22 @@ def test_compile_without_a_cpu_compiler_or_with_fsdp_is_one_line(
     assert capsys.readouterr().err.splitlines()[-1] == (
         "omnipipe: error: stage 'g': --compile is not supported with fsdp yet; leave one of them out"
     )
+
+
+def test_two_ddp_ranks_compiled_train_like_eager_ones(tmp_path: Path) -> None:
+    """torchrun with --compile: the replicas stay identical and follow the eager DDP run, dead-code restarts included."""
+    series = {}
+    for flag in ([], ["--compile"]):
+        root = tmp_path / ("compiled" if flag else "eager")
+        write_media(root)
+        path, _ = make_experiment(root, steps=4, batch_size=2, checkpoint_every=4)
+        path.write_text(path.read_text().replace("decay: 0.9}", "decay: 0.9, dead_code_threshold: 0.95}"))
+        launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        run = subprocess.run([*launch, "-m", "omnipipe.cli", "train", "--stage", "image_pretrain", "--spec", str(path), *flag],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "replicas identical across 2 ranks (weights and codebook)" in run.stdout
+        live = root / "outputs/unit/image_pretrain/live"
+        series[bool(flag)] = (_series(live, "loss/total"), _series(live, "codebook/restarted"))
+    assert sum(series[False][1]) > 0 and series[True][1] == series[False][1]
+    assert series[True][0] == pytest.approx(series[False][0], rel=LOSS_TOLERANCE)

@@ -7,6 +7,6 @@ import argparse
 def add_compile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile", action="store_true",
-        help="train through torch.compile (inductor): faster steps after a one-off compile of 10-60 s per batch shape; "
-        "checkpoints resume with or without it",
+        help="train through torch.compile (inductor): 1.1-1.4x faster steps on CPU after a first call of 40-200 s per "
+        "batch shape (benchmarks/compile.py), so for long runs; checkpoints resume with or without it",
     )  # fmt: skip

@@ -1,8 +1,9 @@
 """``--compile``: a stage's forward and backward through ``torch.compile`` (inductor); the eager model stays the reference.
 
 Compiling fuses the elementwise work around the products (layer norms, RoPE, GELU and their
-gradients): one training step of the paper-scale tokenizer ran 1.12× faster on a 2-core CPU, a
-width-128 one 1.3× (``benchmarks/peak.py``), after a one-off compile of 10–60 s per batch shape.
+gradients). On a 2-core CPU the paper-scale tokenizer's training steps ran 1.08–1.11× faster and the
+tiny pipeline's 1.4× (``benchmarks/compile.py``), after a first call of 40–200 s per batch shape with
+cold caches (inductor keeps its kernels on disk, so a later run compiles faster): it pays on long runs.
 Random draws inside the model (dead-code restarts, diffusion noise) fall back to torch's eager
 kernels, so a compiled run draws the same numbers as an eager one and differs from it only by float
 rounding (``tests/test_train_compile.py``). Evaluation, checkpoints and the written model use the
