@@ -4,9 +4,10 @@ Compiling fuses the elementwise work around the products (layer norms, RoPE, GEL
 gradients). On a 2-core CPU the paper-scale tokenizer's training steps ran 1.08–1.11× faster and the
 tiny pipeline's 1.4× (``benchmarks/compile.py``), after a first call of 40–200 s per batch shape with
 cold caches (inductor keeps its kernels on disk, so a later run compiles faster): it pays on long runs.
-Random draws inside the model (dead-code restarts, diffusion noise) fall back to torch's eager
-kernels, so a compiled run draws the same numbers as an eager one and differs from it only by float
-rounding (``tests/test_train_compile.py``). Evaluation, checkpoints and the written model use the
+Random draws inside the compiled model (class dropout, diffusion noise) fall back to torch's eager
+kernels, and the VQ's codebook update with its dead-code restarts runs eagerly, so a compiled run
+draws the same numbers as an eager one and differs from it only by float rounding
+(``tests/test_train_compile.py``). Evaluation, checkpoints and the written model use the
 eager module, whose parameters the compiled one shares.
 """
 from __future__ import annotations
