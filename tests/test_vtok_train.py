@@ -16,6 +16,7 @@ from omnipipe.generate.contract import TokenLayout, TokenLayoutError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
 from omnipipe.train.paths import StagePaths
+from omnipipe.train.record import read_series
 from omnipipe.train.trainer import train_stage
 from omnipipe.vtok import VTok
 from omnipipe.vtok.compare import compare_vtok
@@ -222,3 +223,17 @@ def test_vtok_token_dataset_records_the_layout_and_ar_generates_and_predicts_fro
     with pytest.raises(TokenLayoutError, match=r"do not match the tokenizer .*vt/model\.safetensors \(segment 'residual': "
                                                r"vocabulary 16 in the shards, 8 from the tokenizer\); encode the tokens again"):
         sample_generator(spec, "g", registry, device="cpu")
+
+
+def test_train_vtok_compile_follows_the_eager_losses(trained: Path, tmp_path: Path) -> None:
+    """``train-vtok --compile`` (the fine-tuned tokenizer and the residual path, compiled) trains like the eager run."""
+    losses = {}
+    for flag in ([], ["--compile"]):
+        spec_path, spec = experiment(trained, tmp_path / ("compiled" if flag else "eager"), "finetune")
+        torch._dynamo.utils.counters.clear()
+        assert main(["train-vtok", "--spec", str(spec_path), "--name", "vt", *flag]) == 0
+        assert (torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0) == bool(flag)  # it did compile
+        series = StagePaths.of(spec, "vt").live_dir / "plots" / "metrics" / "loss" / "total.tsv"
+        losses[bool(flag)] = [float(value) for _, value in read_series(series)]
+    assert len(losses[False]) == 4
+    assert losses[True] == pytest.approx(losses[False], rel=5e-3), losses  # float rounding only (see test_train_compile.py)
