@@ -28,7 +28,7 @@ from omnipipe.train.tokenizer_task import stage_model_spec
 from omnipipe.train.trainer import train_stage
 from omnipipe.train.val_preview import ReconstructionPreview
 from omnipipe.data.loader import make_loader
-from training_setup import WITH_GAN, make_experiment, write_media
+from training_setup import WITH_GAN, make_experiment, restart_codes_early, write_media
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,7 @@ def test_two_process_ddp_matches_one_process_with_the_doubled_batch(media: Path,
 
 def test_ddp_dead_code_restarts_keep_codebooks_identical(media: Path, tmp_path: Path) -> None:
     path = _ddp_spec(tmp_path, media, batch_size=2)
-    path.write_text(path.read_text().replace("decay: 0.9}", "decay: 0.9, dead_code_threshold: 0.95}"))
+    restart_codes_early(path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     run = subprocess.run([*launch, "-m", "omnipipe.cli", "train", "--stage", "image_pretrain", "--spec", str(path)],

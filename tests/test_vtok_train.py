@@ -16,12 +16,11 @@ from omnipipe.generate.contract import TokenLayout, TokenLayoutError
 from omnipipe.plugins import get_registry
 from omnipipe.spec.loader import load_spec
 from omnipipe.train.paths import StagePaths
-from omnipipe.train.record import read_series
 from omnipipe.train.trainer import train_stage
 from omnipipe.vtok import VTok
 from omnipipe.vtok.compare import compare_vtok
 from omnipipe.vtok.task import train_vtok
-from training_setup import make_experiment, write_media
+from training_setup import COMPILED_LOSS_TOLERANCE, logged_series, make_experiment, write_media
 
 VTOK = """\
 vtok:
@@ -233,7 +232,6 @@ def test_train_vtok_compile_follows_the_eager_losses(trained: Path, tmp_path: Pa
         torch._dynamo.utils.counters.clear()
         assert main(["train-vtok", "--spec", str(spec_path), "--name", "vt", *flag]) == 0
         assert (torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0) == bool(flag)  # it did compile
-        series = StagePaths.of(spec, "vt").live_dir / "plots" / "metrics" / "loss" / "total.tsv"
-        losses[bool(flag)] = [float(value) for _, value in read_series(series)]
+        losses[bool(flag)] = logged_series(StagePaths.of(spec, "vt").live_dir, "loss/total")
     assert len(losses[False]) == 4
-    assert losses[True] == pytest.approx(losses[False], rel=5e-3), losses  # float rounding only (see test_train_compile.py)
+    assert losses[True] == pytest.approx(losses[False], rel=COMPILED_LOSS_TOLERANCE), losses
